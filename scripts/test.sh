@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian/Ubuntu machine: installs what is missing, then runs
+# formatting, clippy (-D warnings) and every unit, integration and end-to-end test.
+# End-to-end tests start their own Xvfb displays; PulseAudio is started here when not running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+./scripts/test-services.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
