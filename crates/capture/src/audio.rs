@@ -1,0 +1,288 @@
+//! Microphone and room sound from the sound server (PulseAudio, or PipeWire's PulseAudio
+//! service) through cpal's native PulseAudio host.
+//!
+//! Devices are opened in their own format (whatever rate, channel count and sample type they
+//! default to) and converted here, in the callback, to the mix format; each buffer is stamped
+//! with the instant its first sample was captured, on the recording clock.
+//!
+//! Clocking: positions advance by sample count, which is smooth, while the device's own clock
+//! slowly drifts from the system's monotonic clock. The drift is tracked against the callback
+//! timestamps and corrected in one step once it exceeds [`RESYNC_AFTER`], keeping audio within a
+//! few milliseconds of video over hours.
+
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{Data, InputCallbackInfo, SampleFormat, StreamConfig};
+use crossbeam_channel::Sender;
+
+use crate::clock::RecordingClock;
+use crate::mixer::{MIX_RATE, SourceChunk};
+use crate::resample::{StereoResampler, i16_to_f32, i32_to_f32, to_stereo_f32, u8_to_f32};
+use crate::{CaptureError, Result};
+
+/// Smoothed clock disagreement that triggers a re-anchor of a source's position.
+pub const RESYNC_AFTER: Duration = Duration::from_millis(15);
+
+/// Which sounds to record.
+#[derive(Debug, Clone, Default)]
+pub struct AudioSpec {
+    pub mic: bool,
+    pub room: bool,
+    /// A source name (`recorder devices` lists them); default: the default input.
+    pub mic_device: Option<String>,
+    /// A source name; default: the monitor of the default output.
+    pub room_device: Option<String>,
+}
+
+impl AudioSpec {
+    pub fn any(&self) -> bool {
+        self.mic || self.room
+    }
+}
+
+/// One input the sound server offers.
+#[derive(Debug, Clone)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub description: String,
+    pub is_monitor: bool,
+}
+
+/// Open audio streams; recording continues as long as this lives.
+pub struct AudioCapture {
+    streams: Vec<cpal::Stream>,
+    /// Names of the sources actually recorded, in mixer order.
+    pub sources: Vec<String>,
+    /// Problems that did not stop the recording (no microphone, a busy one, ...).
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for AudioCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioCapture")
+            .field("streams", &self.streams.len())
+            .field("sources", &self.sources)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+fn host() -> Result<cpal::Host> {
+    cpal::host_from_id(cpal::HostId::PulseAudio).map_err(|e| {
+        CaptureError::Audio(format!(
+            "no sound server reachable ({e}); start PulseAudio or PipeWire, set PULSE_SERVER, or record with --audio none"
+        ))
+    })
+}
+
+fn device_name(d: &cpal::Device) -> String {
+    d.id().map(|id| id.id().to_owned()).unwrap_or_default()
+}
+
+/// The inputs of the sound server, monitors included.
+pub fn list_devices() -> Result<Vec<DeviceInfo>> {
+    let host = host()?;
+    let devices = host
+        .input_devices()
+        .map_err(|e| CaptureError::Audio(format!("cannot list devices: {e}")))?;
+    Ok(devices
+        .map(|d| {
+            let name = device_name(&d);
+            DeviceInfo {
+                description: d.description().map(|x| x.to_string()).unwrap_or_default(),
+                is_monitor: name.ends_with(".monitor"),
+                name,
+            }
+        })
+        .collect())
+}
+
+fn find_input(host: &cpal::Host, name: &str) -> Result<Option<cpal::Device>> {
+    let mut devices = host
+        .input_devices()
+        .map_err(|e| CaptureError::Audio(format!("cannot list devices: {e}")))?;
+    Ok(devices.find(|d| device_name(d) == name))
+}
+
+/// Opens the requested sources and starts them. `chunks` receives their audio; source `i` of
+/// the returned `sources` list sends `SourceChunk::source == i`.
+pub fn open(
+    spec: &AudioSpec,
+    clock: RecordingClock,
+    chunks: &Sender<SourceChunk>,
+) -> Result<AudioCapture> {
+    let host = host()?;
+    let mut chosen: Vec<(&str, cpal::Device)> = Vec::new();
+    let mut warnings = Vec::new();
+
+    if spec.mic {
+        match &spec.mic_device {
+            Some(name) => {
+                let d = find_input(&host, name)?
+                    .ok_or_else(|| CaptureError::AudioDeviceNotFound(name.clone()))?;
+                chosen.push(("microphone", d));
+            }
+            None => match host.default_input_device() {
+                // With no real microphone the server falls back to an output's monitor; taking
+                // it would record the room sound twice.
+                Some(d) if !device_name(&d).ends_with(".monitor") => chosen.push(("microphone", d)),
+                _ => warnings.push("no microphone found: recording without it".to_owned()),
+            },
+        }
+    }
+    if spec.room {
+        let name = match &spec.room_device {
+            Some(n) => Some(n.clone()),
+            None => host
+                .default_output_device()
+                .map(|d| format!("{}.monitor", device_name(&d))),
+        };
+        match name {
+            Some(n) => match find_input(&host, &n)? {
+                Some(d) => chosen.push(("room sound", d)),
+                None if spec.room_device.is_some() => {
+                    return Err(CaptureError::AudioDeviceNotFound(n));
+                }
+                None => warnings.push(format!(
+                    "room sound unavailable (no source {n:?}): recording without it"
+                )),
+            },
+            None => warnings.push("no audio output found: recording without room sound".to_owned()),
+        }
+    }
+
+    let mut streams = Vec::new();
+    let mut sources = Vec::new();
+    for (role, device) in chosen {
+        let index = sources.len();
+        match start_stream(&device, index, clock, chunks.clone()) {
+            Ok(stream) => {
+                streams.push(stream);
+                sources.push(device_name(&device));
+            }
+            // A busy or vanished microphone must not cost the recording.
+            Err(e) => warnings.push(format!(
+                "{role} ({}) could not be opened: {e}; recording without it",
+                device_name(&device)
+            )),
+        }
+    }
+    Ok(AudioCapture {
+        streams,
+        sources,
+        warnings,
+    })
+}
+
+/// Per-stream state living in the callback.
+struct Feed {
+    index: usize,
+    channels: usize,
+    clock: RecordingClock,
+    resampler: StereoResampler,
+    converted: Vec<f32>,
+    next_frame: Option<i64>,
+    drift: f64,
+    tx: Sender<SourceChunk>,
+}
+
+impl Feed {
+    fn on_data(&mut self, data: &Data, info: &InputCallbackInfo) {
+        let now = Instant::now();
+        let ts = info.timestamp();
+        let latency = ts.callback.saturating_duration_since(ts.capture);
+        let captured_at = now.checked_sub(latency).unwrap_or(now);
+
+        let ch = self.channels;
+        let conv = &mut self.converted;
+        match data.sample_format() {
+            SampleFormat::F32 => {
+                to_stereo_f32(data.as_slice::<f32>().unwrap_or(&[]), ch, |s| s, conv)
+            }
+            SampleFormat::I16 => {
+                to_stereo_f32(data.as_slice::<i16>().unwrap_or(&[]), ch, i16_to_f32, conv)
+            }
+            SampleFormat::I32 => {
+                to_stereo_f32(data.as_slice::<i32>().unwrap_or(&[]), ch, i32_to_f32, conv)
+            }
+            SampleFormat::U8 => {
+                to_stereo_f32(data.as_slice::<u8>().unwrap_or(&[]), ch, u8_to_f32, conv)
+            }
+            _ => conv.clear(),
+        }
+        let mut samples = Vec::with_capacity(conv.len() * 2);
+        self.resampler.process(conv, &mut samples);
+        let frames = (samples.len() / 2) as i64;
+        if frames == 0 {
+            return;
+        }
+
+        let stamped = (self.clock.offset_secs(captured_at) * f64::from(MIX_RATE)).round() as i64;
+        let start = match self.next_frame {
+            None => stamped,
+            Some(counted) => {
+                // Exponential smoothing: callback timing jitters by milliseconds, drift doesn't.
+                self.drift = 0.95 * self.drift + 0.05 * (stamped - counted) as f64;
+                let limit = RESYNC_AFTER.as_secs_f64() * f64::from(MIX_RATE);
+                if self.drift.abs() > limit {
+                    let corrected = counted + self.drift.round() as i64;
+                    self.drift = 0.0;
+                    corrected
+                } else {
+                    counted
+                }
+            }
+        };
+        self.next_frame = Some(start + frames);
+        let _ = self.tx.send(SourceChunk {
+            source: self.index,
+            start_frame: start,
+            samples,
+        });
+    }
+}
+
+fn start_stream(
+    device: &cpal::Device,
+    index: usize,
+    clock: RecordingClock,
+    tx: Sender<SourceChunk>,
+) -> Result<cpal::Stream> {
+    let default = device
+        .default_input_config()
+        .map_err(|e| CaptureError::Audio(e.to_string()))?;
+    let format = match default.sample_format() {
+        f @ (SampleFormat::F32 | SampleFormat::I16 | SampleFormat::I32 | SampleFormat::U8) => f,
+        // Anything else (24-bit, f64, ...): let the server convert to f32 for us.
+        _ => SampleFormat::F32,
+    };
+    let config = StreamConfig {
+        channels: default.channels(),
+        sample_rate: default.sample_rate(),
+        buffer_size: cpal::BufferSize::Default,
+    };
+    let mut feed = Feed {
+        index,
+        channels: usize::from(config.channels),
+        clock,
+        resampler: StereoResampler::new(config.sample_rate, MIX_RATE),
+        converted: Vec::new(),
+        next_frame: None,
+        drift: 0.0,
+        tx,
+    };
+    let stream = device
+        .build_input_stream_raw(
+            config,
+            format,
+            move |data: &Data, info: &InputCallbackInfo| feed.on_data(data, info),
+            |e| tracing::warn!("audio stream error: {e}"),
+            Some(Duration::from_secs(3)),
+        )
+        .map_err(|e| CaptureError::Audio(e.to_string()))?;
+    stream
+        .play()
+        .map_err(|e| CaptureError::Audio(e.to_string()))?;
+    Ok(stream)
+}
