@@ -1,1 +1,236 @@
-//! encode (placeholder)
+//! Encodes captured frames and mixed audio into a crash-safe MP4 with FFmpeg (ffmpeg-next).
+//!
+//! H.264 (libx264) + AAC in *fragmented* MP4: the header is written up front with an empty
+//! `moov`, and every keyframe (2 s by default) closes a self-contained fragment. A crash or power
+//! loss therefore leaves a file that plays up to its last complete fragment; finishing normally
+//! adds the `mfra` index that makes seeking instant.
+//!
+//! This crate knows nothing of X11, sound servers or the network: it takes raw BGRX pixels and
+//! interleaved f32 stereo samples with their positions, and writes a file.
+
+mod audio;
+mod video;
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next as ffmpeg;
+
+pub use audio::AUDIO_FRAME_SIZE;
+
+/// Errors of the encoder. `DiskFull` is separate because the recorder reacts to it (clean stop,
+/// tell the user) rather than treating it as a bug.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("FFmpeg has no {0} encoder (install FFmpeg built with libx264 and aac)")]
+    MissingEncoder(&'static str),
+    #[error("cannot create {path}: {reason}")]
+    Create { path: PathBuf, reason: String },
+    #[error("the disk is full: stopped writing {0}")]
+    DiskFull(PathBuf),
+    #[error("{what}: {source}")]
+    Ffmpeg {
+        what: &'static str,
+        #[source]
+        source: ffmpeg::Error,
+    },
+    #[error("bad input: {0}")]
+    BadInput(String),
+}
+
+pub type Result<T, E = EncodeError> = std::result::Result<T, E>;
+
+pub(crate) fn ff(what: &'static str) -> impl FnOnce(ffmpeg::Error) -> EncodeError {
+    move |source| EncodeError::Ffmpeg { what, source }
+}
+
+/// The picture going in and coming out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoParams {
+    pub in_width: u32,
+    pub in_height: u32,
+    /// Bytes between rows of the input (at least `in_width * 4`).
+    pub in_stride: usize,
+    /// Even, at most 1920x1080: see `capture::OutputSize`.
+    pub out_width: u32,
+    pub out_height: u32,
+    pub fps: u32,
+}
+
+/// Encoder settings; the defaults are OBS's recording defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub preset: String,
+    pub crf: u8,
+    pub keyframe_secs: u32,
+    pub audio_bitrate: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            preset: "veryfast".into(),
+            crf: 23,
+            keyframe_secs: 2,
+            audio_bitrate: 128_000,
+        }
+    }
+}
+
+/// What was written, for the recording's summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileSummary {
+    pub path: PathBuf,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    /// End of the last video frame, in seconds.
+    pub duration_secs: f64,
+    pub bytes: u64,
+}
+
+/// An MP4 file being written.
+pub struct Mp4Writer {
+    path: PathBuf,
+    octx: ffmpeg::format::context::Output,
+    video: video::VideoEncoder,
+    audio: Option<audio::AudioEncoder>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Mp4Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mp4Writer")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Maps a write error to `DiskFull` when that is what it is.
+pub(crate) fn write_error(path: &Path, what: &'static str, e: ffmpeg::Error) -> EncodeError {
+    match e {
+        ffmpeg::Error::Other { errno } if errno == libc::ENOSPC => {
+            EncodeError::DiskFull(path.to_owned())
+        }
+        source => EncodeError::Ffmpeg { what, source },
+    }
+}
+
+impl Mp4Writer {
+    /// Creates `path` (which must not exist yet) and writes the MP4 header.
+    pub fn create(
+        path: &Path,
+        video: VideoParams,
+        with_audio: bool,
+        settings: &Settings,
+    ) -> Result<Self> {
+        ffmpeg::init().map_err(ff("initialising FFmpeg"))?;
+        // libx264 and the muxer chat on stderr at "info"; our own status line says what matters.
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+        if video.in_stride < video.in_width as usize * 4 || video.fps == 0 {
+            return Err(EncodeError::BadInput(format!("{video:?}")));
+        }
+        let create_err = |reason: String| EncodeError::Create {
+            path: path.to_owned(),
+            reason,
+        };
+        // Never clobber an earlier recording.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| create_err(e.to_string()))?;
+        let mut octx =
+            ffmpeg::format::output_as(path, "mp4").map_err(|e| create_err(e.to_string()))?;
+        let video_enc = video::VideoEncoder::new(&mut octx, video, settings)?;
+        let audio_enc = if with_audio {
+            Some(audio::AudioEncoder::new(&mut octx, settings)?)
+        } else {
+            None
+        };
+
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+        // Hand each fragment to the kernel as soon as it is complete, not when a buffer fills.
+        opts.set("flush_packets", "1");
+        // avformat_write_header returns 1 when the muxer initialised in init_output; ffmpeg-next
+        // only accepts 0, so call it directly and treat only negatives as errors.
+        // SAFETY: `octx` is a valid output context with its streams added; `opts` is a valid
+        // dictionary whose ownership passes to FFmpeg and is freed below.
+        let rc = unsafe {
+            let mut raw = opts.disown();
+            let rc = ffmpeg::ffi::avformat_write_header(octx.as_mut_ptr(), &mut raw);
+            ffmpeg::ffi::av_dict_free(&mut raw);
+            rc
+        };
+        if rc < 0 {
+            return Err(write_error(
+                path,
+                "writing the MP4 header",
+                ffmpeg::Error::from(rc),
+            ));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            octx,
+            video: video_enc,
+            audio: audio_enc,
+            finished: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Encodes one frame shown from `index / fps` seconds on.
+    pub fn write_video(&mut self, pixels: &[u8], index: u64) -> Result<()> {
+        self.video.encode(&mut self.octx, &self.path, pixels, index)
+    }
+
+    /// Encodes one block of [`AUDIO_FRAME_SIZE`] interleaved stereo frames starting at
+    /// `start_frame` (1/48000 s). Ignored when the file has no audio track.
+    pub fn write_audio(&mut self, samples: &[f32], start_frame: u64) -> Result<()> {
+        match &mut self.audio {
+            Some(a) => a.encode(&mut self.octx, &self.path, samples, start_frame),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes the encoders and closes the file with its index.
+    pub fn finish(mut self) -> Result<FileSummary> {
+        self.video.flush(&mut self.octx, &self.path)?;
+        if let Some(a) = &mut self.audio {
+            a.flush(&mut self.octx, &self.path)?;
+        }
+        self.finished = true;
+        // av_write_trailer returns the size of the mfra box (a positive number) from the MP4
+        // muxer of FFmpeg 5.1, which ffmpeg-next reports as an error: only negatives are.
+        // SAFETY: valid output context whose header was written.
+        let rc = unsafe { ffmpeg::ffi::av_write_trailer(self.octx.as_mut_ptr()) };
+        if rc < 0 {
+            return Err(write_error(
+                &self.path,
+                "writing the MP4 index",
+                ffmpeg::Error::from(rc),
+            ));
+        }
+        Ok(FileSummary {
+            path: self.path.clone(),
+            video_frames: self.video.frames(),
+            audio_frames: self.audio.as_ref().map_or(0, |a| a.frames()),
+            duration_secs: self.video.duration_secs(),
+            bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+        })
+    }
+}
+
+impl Drop for Mp4Writer {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Not finished (an error or a panic upstream): whatever fragments were written stay
+            // playable; give the muxer the chance to write what it still buffers.
+            let _ = self.video.flush(&mut self.octx, &self.path);
+            // SAFETY: as in `finish`.
+            unsafe { ffmpeg::ffi::av_write_trailer(self.octx.as_mut_ptr()) };
+        }
+    }
+}
