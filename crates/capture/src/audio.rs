@@ -105,15 +105,27 @@ fn find_input(host: &cpal::Host, name: &str) -> Result<Option<cpal::Device>> {
     Ok(devices.find(|d| device_name(d) == name))
 }
 
-/// Opens the requested sources and starts them. `chunks` receives their audio; source `i` of
-/// the returned `sources` list sends `SourceChunk::source == i`.
-pub fn open(
-    spec: &AudioSpec,
-    clock: RecordingClock,
-    chunks: &Sender<SourceChunk>,
-) -> Result<AudioCapture> {
+/// Devices chosen for a recording, not yet started: choosing is where a missing sound server or
+/// a wrong device name shows up, before any file is created.
+pub struct Prepared {
+    chosen: Vec<(&'static str, cpal::Device)>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.chosen.iter().map(|(_, d)| device_name(d)).collect();
+        f.debug_struct("Prepared")
+            .field("chosen", &names)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+/// Resolves the requested sources to devices.
+pub fn prepare(spec: &AudioSpec) -> Result<Prepared> {
     let host = host()?;
-    let mut chosen: Vec<(&str, cpal::Device)> = Vec::new();
+    let mut chosen: Vec<(&'static str, cpal::Device)> = Vec::new();
     let mut warnings = Vec::new();
 
     if spec.mic {
@@ -151,28 +163,39 @@ pub fn open(
             None => warnings.push("no audio output found: recording without room sound".to_owned()),
         }
     }
+    Ok(Prepared { chosen, warnings })
+}
 
-    let mut streams = Vec::new();
-    let mut sources = Vec::new();
-    for (role, device) in chosen {
-        let index = sources.len();
-        match start_stream(&device, index, clock, chunks.clone()) {
-            Ok(stream) => {
-                streams.push(stream);
-                sources.push(device_name(&device));
+impl Prepared {
+    /// Starts the chosen sources. `chunks` receives their audio; source `i` of the returned
+    /// `sources` list sends `SourceChunk::source == i`.
+    pub fn start(self, clock: RecordingClock, chunks: &Sender<SourceChunk>) -> AudioCapture {
+        let Prepared {
+            chosen,
+            mut warnings,
+        } = self;
+        let mut streams = Vec::new();
+        let mut sources = Vec::new();
+        for (role, device) in chosen {
+            let index = sources.len();
+            match start_stream(&device, index, clock, chunks.clone()) {
+                Ok(stream) => {
+                    streams.push(stream);
+                    sources.push(device_name(&device));
+                }
+                // A busy or vanished microphone must not cost the recording.
+                Err(e) => warnings.push(format!(
+                    "{role} ({}) could not be opened: {e}; recording without it",
+                    device_name(&device)
+                )),
             }
-            // A busy or vanished microphone must not cost the recording.
-            Err(e) => warnings.push(format!(
-                "{role} ({}) could not be opened: {e}; recording without it",
-                device_name(&device)
-            )),
+        }
+        AudioCapture {
+            streams,
+            sources,
+            warnings,
         }
     }
-    Ok(AudioCapture {
-        streams,
-        sources,
-        warnings,
-    })
 }
 
 /// Per-stream state living in the callback.
@@ -260,7 +283,9 @@ fn start_stream(
     let config = StreamConfig {
         channels: default.channels(),
         sample_rate: default.sample_rate(),
-        buffer_size: cpal::BufferSize::Default,
+        // With the default buffer, PulseAudio fills ~2 s before the first callback (and cpal's
+        // play() waits for it); a fixed 1024-frame fragment starts within tens of milliseconds.
+        buffer_size: cpal::BufferSize::Fixed(1024),
     };
     let mut feed = Feed {
         index,

@@ -139,7 +139,10 @@ pub fn run_mixer(
                 return stats;
             }
             let block_end = pos + MIX_FRAMES as i64;
-            let all_covered = queues.iter().all(|q| q.end() >= block_end);
+            // Audio cannot arrive before its time; without this, a recording with no working
+            // source would race ahead of the clock producing silence.
+            let due = block_end <= now + MIX_FRAMES as i64;
+            let all_covered = due && queues.iter().all(|q| q.end() >= block_end);
             let overdue = now >= block_end + wait_frames;
             if !(all_covered || overdue || flush) {
                 break;
