@@ -6,9 +6,11 @@
 //! with the instant its first sample was captured, on the recording clock.
 //!
 //! Clocking: positions advance by sample count, which is smooth, while the device's own clock
-//! slowly drifts from the system's monotonic clock. The drift is tracked against the callback
-//! timestamps and corrected in one step once it exceeds [`RESYNC_AFTER`], keeping audio within a
-//! few milliseconds of video over hours.
+//! slowly drifts from the system's monotonic clock. Each callback's timestamp is compared with
+//! the counted position; a callback can only be *late* (the thread was not scheduled, the
+//! latency estimate lagged), never early, so the smallest difference over the last
+//! [`DRIFT_WINDOW`] callbacks is the true offset. Once it exceeds [`RESYNC_AFTER`] the position
+//! is corrected in one step, keeping audio within a few milliseconds of video over hours.
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,9 @@ use crate::resample::{StereoResampler, i16_to_f32, i32_to_f32, to_stereo_f32, u8
 use crate::{CaptureError, Result};
 
 /// Smoothed clock disagreement that triggers a re-anchor of a source's position.
-pub const RESYNC_AFTER: Duration = Duration::from_millis(15);
+pub const RESYNC_AFTER: Duration = Duration::from_millis(10);
+/// Callbacks over which the offset between stamps and counted positions is taken (about 1 s).
+pub const DRIFT_WINDOW: usize = 48;
 
 /// Which sounds to record.
 #[derive(Debug, Clone, Default)]
@@ -206,7 +210,7 @@ struct Feed {
     resampler: StereoResampler,
     converted: Vec<f32>,
     next_frame: Option<i64>,
-    drift: f64,
+    offsets: std::collections::VecDeque<i64>,
     tx: Sender<SourceChunk>,
 }
 
@@ -245,18 +249,31 @@ impl Feed {
         let start = match self.next_frame {
             None => stamped,
             Some(counted) => {
-                // Exponential smoothing: callback timing jitters by milliseconds, drift doesn't.
-                self.drift = 0.95 * self.drift + 0.05 * (stamped - counted) as f64;
-                let limit = RESYNC_AFTER.as_secs_f64() * f64::from(MIX_RATE);
-                if self.drift.abs() > limit {
-                    let corrected = counted + self.drift.round() as i64;
-                    self.drift = 0.0;
-                    corrected
+                if self.offsets.len() == DRIFT_WINDOW {
+                    self.offsets.pop_front();
+                }
+                self.offsets.push_back(stamped - counted);
+                let offset = self.offsets.iter().copied().min().unwrap_or(0);
+                let limit = (RESYNC_AFTER.as_secs_f64() * f64::from(MIX_RATE)) as i64;
+                // Only decide on a full window, unless the first stamp was far too late.
+                let settled = self.offsets.len() >= DRIFT_WINDOW / 4;
+                if settled && offset.abs() > limit {
+                    self.offsets.clear();
+                    counted + offset
                 } else {
                     counted
                 }
             }
         };
+        if self.next_frame.is_none() {
+            tracing::debug!(
+                source = self.index,
+                ?latency,
+                stamped,
+                frames,
+                "first audio buffer"
+            );
+        }
         self.next_frame = Some(start + frames);
         let _ = self.tx.send(SourceChunk {
             source: self.index,
@@ -294,7 +311,7 @@ fn start_stream(
         resampler: StereoResampler::new(config.sample_rate, MIX_RATE),
         converted: Vec::new(),
         next_frame: None,
-        drift: 0.0,
+        offsets: std::collections::VecDeque::with_capacity(DRIFT_WINDOW),
         tx,
     };
     let stream = device

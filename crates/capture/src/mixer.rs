@@ -184,7 +184,8 @@ mod tests {
     #[test]
     fn queue_places_chunks_on_the_timeline() {
         // (chunk start, frames, timeline when pushed) -> first non-silent frame of block 0.
-        let cases: &[(&[(i64, usize)], i64, Option<usize>)] = &[
+        type Case<'a> = (&'a [(i64, usize)], i64, Option<usize>);
+        let cases: &[Case] = &[
             (&[(0, 1024)], 0, Some(0)),
             (&[(100, 1024)], 0, Some(100)),
             (&[(-50, 1024)], 0, Some(0)),

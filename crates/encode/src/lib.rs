@@ -148,7 +148,10 @@ impl Mp4Writer {
         };
 
         let mut opts = ffmpeg::Dictionary::new();
-        opts.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+        opts.set(
+            "movflags",
+            "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets",
+        );
         // Hand each fragment to the kernel as soon as it is complete, not when a buffer fills.
         opts.set("flush_packets", "1");
         // avformat_write_header returns 1 when the muxer initialised in init_output; ffmpeg-next

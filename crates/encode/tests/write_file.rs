@@ -2,6 +2,8 @@
 //! decoder): they decode without a single error, have the expected streams, frame counts and
 //! duration, and a file abandoned without `finish` still plays up to its last fragment.
 
+#![allow(clippy::unwrap_used)] // a failed step should stop a test right there
+
 use std::process::Command;
 
 use encode::{AUDIO_FRAME_SIZE, Mp4Writer, Settings, VideoParams};

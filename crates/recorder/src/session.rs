@@ -602,7 +602,13 @@ fn watch(
     let mut announced = false;
     let mut last_sync = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
-        std::thread::sleep(Duration::from_millis(100));
+        // Wake exactly at the duration limit so a 5 s recording is 5 s, not 5.1 s.
+        let nap = max
+            .map(|m| m.saturating_sub(clock.elapsed()))
+            .map_or(Duration::from_millis(100), |left| {
+                left.min(Duration::from_millis(100))
+            });
+        std::thread::sleep(nap);
         if !announced && stats.first_frame.get().is_some() {
             announced = true;
             let _ = shared.events.try_send(Event::FirstFrame);
