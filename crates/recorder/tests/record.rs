@@ -470,3 +470,17 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
         "no file left behind by a refused start"
     );
 }
+
+#[test]
+fn lists_the_sound_inputs() {
+    let env = TestEnv::start(640, 480).unwrap();
+    let out = env.command(RECORDER).arg("devices").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for (name, kind) in [("micin", "input"), ("stage.monitor", "room sound"), ("mic.monitor", "room sound")] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name}\t{kind}\t"))),
+            "{name} listed as {kind}:\n{text}"
+        );
+    }
+}
