@@ -15,6 +15,8 @@ DEB_PACKAGES=(
   libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev librsvg2-dev libayatana-appindicator3-dev
   # tests: X server, sound server, decoder, screenshots
   xvfb pulseaudio pulseaudio-utils libasound2-plugins ffmpeg imagemagick x11-utils
+  # app window tests (find/drive windows); xauth is only a Recommends of xvfb, yet xvfb-run needs it
+  xdotool xauth
 )
 
 missing=()
