@@ -7,7 +7,7 @@ use ffmpeg::format::Sample;
 use ffmpeg::format::sample::Type as SampleType;
 use ffmpeg_next as ffmpeg;
 
-use crate::{EncodeError, Result, Settings, ff, write_error};
+use crate::{EncodeError, Result, Settings, StreamOut, ff};
 
 /// Frames per block the encoder takes: the AAC frame size.
 pub const AUDIO_FRAME_SIZE: usize = 1024;
@@ -16,11 +16,9 @@ const RATE: i32 = 48_000;
 pub(crate) struct AudioEncoder {
     enc: ffmpeg::encoder::Audio,
     frame: ffmpeg::frame::Audio,
-    stream: usize,
-    enc_tb: ffmpeg::Rational,
+    out: StreamOut,
     frames: u64,
     next_start: Option<u64>,
-    packet: ffmpeg::Packet,
 }
 
 impl AudioEncoder {
@@ -64,11 +62,14 @@ impl AudioEncoder {
         Ok(Self {
             enc,
             frame,
-            stream: stream_index,
-            enc_tb,
+            out: StreamOut::new(
+                stream_index,
+                enc_tb,
+                AUDIO_FRAME_SIZE as i64,
+                "writing audio",
+            ),
             frames: 0,
             next_start: None,
-            packet: ffmpeg::Packet::empty(),
         })
     }
 
@@ -107,25 +108,7 @@ impl AudioEncoder {
             .map_err(ff("encoding audio"))?;
         self.next_start = Some(start_frame + AUDIO_FRAME_SIZE as u64);
         self.frames += AUDIO_FRAME_SIZE as u64;
-        self.drain(octx, path)
-    }
-
-    fn drain(&mut self, octx: &mut ffmpeg::format::context::Output, path: &Path) -> Result<()> {
-        let stream_tb = octx
-            .stream(self.stream)
-            .map(|s| s.time_base())
-            .unwrap_or(self.enc_tb);
-        while self.enc.receive_packet(&mut self.packet).is_ok() {
-            self.packet.set_stream(self.stream);
-            if self.packet.duration() == 0 {
-                self.packet.set_duration(AUDIO_FRAME_SIZE as i64);
-            }
-            self.packet.rescale_ts(self.enc_tb, stream_tb);
-            self.packet
-                .write_interleaved(octx)
-                .map_err(|e| write_error(path, "writing audio", e))?;
-        }
-        Ok(())
+        self.out.drain(&mut self.enc, octx, path)
     }
 
     pub(crate) fn flush(
@@ -133,10 +116,7 @@ impl AudioEncoder {
         octx: &mut ffmpeg::format::context::Output,
         path: &Path,
     ) -> Result<()> {
-        if self.enc.send_eof().is_ok() {
-            self.drain(octx, path)?;
-        }
-        Ok(())
+        self.out.flush(&mut self.enc, octx, path)
     }
 
     pub(crate) fn frames(&self) -> u64 {

@@ -87,6 +87,71 @@ pub struct FileSummary {
     pub bytes: u64,
 }
 
+/// Carries one stream's encoded packets into the muxer; shared by the audio and video paths.
+pub(crate) struct StreamOut {
+    index: usize,
+    enc_tb: ffmpeg::Rational,
+    /// Packet duration (in `enc_tb`) used when the encoder leaves it unset: without one, the
+    /// muxer guesses the duration of each fragment's last packet, and says so on stderr.
+    default_duration: i64,
+    what: &'static str,
+    packet: ffmpeg::Packet,
+}
+
+impl StreamOut {
+    pub(crate) fn new(
+        index: usize,
+        enc_tb: ffmpeg::Rational,
+        default_duration: i64,
+        what: &'static str,
+    ) -> Self {
+        Self {
+            index,
+            enc_tb,
+            default_duration,
+            what,
+            packet: ffmpeg::Packet::empty(),
+        }
+    }
+
+    /// Writes every packet the encoder has ready.
+    pub(crate) fn drain(
+        &mut self,
+        enc: &mut ffmpeg::encoder::Encoder,
+        octx: &mut ffmpeg::format::context::Output,
+        path: &Path,
+    ) -> Result<()> {
+        let stream_tb = octx
+            .stream(self.index)
+            .map_or(self.enc_tb, |s| s.time_base());
+        while enc.receive_packet(&mut self.packet).is_ok() {
+            self.packet.set_stream(self.index);
+            if self.packet.duration() == 0 {
+                self.packet.set_duration(self.default_duration);
+            }
+            self.packet.rescale_ts(self.enc_tb, stream_tb);
+            self.packet
+                .write_interleaved(octx)
+                .map_err(|e| write_error(path, self.what, e))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: the encoder gives up what it still holds (lookahead, B-frames).
+    pub(crate) fn flush(
+        &mut self,
+        enc: &mut ffmpeg::encoder::Encoder,
+        octx: &mut ffmpeg::format::context::Output,
+        path: &Path,
+    ) -> Result<()> {
+        // A second EOF is refused: it means the stream was already flushed.
+        if enc.send_eof().is_ok() {
+            self.drain(enc, octx, path)?;
+        }
+        Ok(())
+    }
+}
+
 /// An MP4 file being written.
 pub struct Mp4Writer {
     path: PathBuf,

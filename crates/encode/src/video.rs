@@ -6,18 +6,16 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
-use crate::{EncodeError, Result, Settings, VideoParams, ff, write_error};
+use crate::{EncodeError, Result, Settings, StreamOut, VideoParams, ff};
 
 pub(crate) struct VideoEncoder {
     enc: ffmpeg::encoder::Video,
     sws: scaling::Context,
     yuv: ffmpeg::frame::Video,
     params: VideoParams,
-    stream: usize,
-    enc_tb: ffmpeg::Rational,
+    out: StreamOut,
     frames: u64,
     last_index: Option<u64>,
-    packet: ffmpeg::Packet,
 }
 
 impl VideoEncoder {
@@ -72,11 +70,9 @@ impl VideoEncoder {
             sws,
             yuv: ffmpeg::frame::Video::new(Pixel::YUV420P, params.out_width, params.out_height),
             params,
-            stream: stream_index,
-            enc_tb,
+            out: StreamOut::new(stream_index, enc_tb, 1, "writing video"),
             frames: 0,
             last_index: None,
-            packet: ffmpeg::Packet::empty(),
         })
     }
 
@@ -133,26 +129,7 @@ impl VideoEncoder {
             .map_err(ff("encoding a frame"))?;
         self.last_index = Some(index);
         self.frames += 1;
-        self.drain(octx, path)
-    }
-
-    fn drain(&mut self, octx: &mut ffmpeg::format::context::Output, path: &Path) -> Result<()> {
-        let stream_tb = octx
-            .stream(self.stream)
-            .map(|s| s.time_base())
-            .unwrap_or(self.enc_tb);
-        while self.enc.receive_packet(&mut self.packet).is_ok() {
-            self.packet.set_stream(self.stream);
-            // Without a duration the muxer guesses the last one of each fragment, and says so.
-            if self.packet.duration() == 0 {
-                self.packet.set_duration(1);
-            }
-            self.packet.rescale_ts(self.enc_tb, stream_tb);
-            self.packet
-                .write_interleaved(octx)
-                .map_err(|e| write_error(path, "writing video", e))?;
-        }
-        Ok(())
+        self.out.drain(&mut self.enc, octx, path)
     }
 
     pub(crate) fn flush(
@@ -160,11 +137,7 @@ impl VideoEncoder {
         octx: &mut ffmpeg::format::context::Output,
         path: &Path,
     ) -> Result<()> {
-        // Sending EOF twice is an error we can ignore: it means we already flushed.
-        if self.enc.send_eof().is_ok() {
-            self.drain(octx, path)?;
-        }
-        Ok(())
+        self.out.flush(&mut self.enc, octx, path)
     }
 
     pub(crate) fn frames(&self) -> u64 {

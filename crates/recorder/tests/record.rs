@@ -475,11 +475,20 @@ fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
 fn lists_the_sound_inputs() {
     let env = TestEnv::start(640, 480).unwrap();
     let out = env.command(RECORDER).arg("devices").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    for (name, kind) in [("micin", "input"), ("stage.monitor", "room sound"), ("mic.monitor", "room sound")] {
+    for (name, kind) in [
+        ("micin", "input"),
+        ("stage.monitor", "room sound"),
+        ("mic.monitor", "room sound"),
+    ] {
         assert!(
-            text.lines().any(|l| l.starts_with(&format!("{name}\t{kind}\t"))),
+            text.lines()
+                .any(|l| l.starts_with(&format!("{name}\t{kind}\t"))),
             "{name} listed as {kind}:\n{text}"
         );
     }
