@@ -550,6 +550,9 @@ fn run_encoder(
     recycle: &Sender<PixelBuffer>,
     shared: &Shared,
 ) -> Result<FileSummary, encode::EncodeError> {
+    // A closed channel is swapped for `never()`: select! on a disconnected receiver fires at
+    // once, forever, and would spin this thread (it did, whenever a recording had no audio).
+    let (mut frames_rx, mut blocks_rx) = (frames.clone(), blocks.clone());
     let (mut video_open, mut audio_open) = (true, true);
     let fail = |e: &encode::EncodeError| {
         let reason = match e {
@@ -560,17 +563,25 @@ fn run_encoder(
     };
     while video_open || audio_open {
         let r = select! {
-            recv(frames) -> f => match f {
+            recv(frames_rx) -> f => match f {
                 Ok(f) => {
                     let r = writer.write_video(f.pixels.bytes(), f.index);
                     let _ = recycle.try_send(f.pixels);
                     r
                 }
-                Err(_) => { video_open = false; Ok(()) }
+                Err(_) => {
+                    video_open = false;
+                    frames_rx = crossbeam_channel::never();
+                    Ok(())
+                }
             },
-            recv(blocks) -> b => match b {
+            recv(blocks_rx) -> b => match b {
                 Ok(b) => writer.write_audio(&b.samples, b.start_frame),
-                Err(_) => { audio_open = false; Ok(()) }
+                Err(_) => {
+                    audio_open = false;
+                    blocks_rx = crossbeam_channel::never();
+                    Ok(())
+                }
             },
         };
         if let Err(e) = r {
