@@ -63,6 +63,23 @@ pub struct Settings {
     pub crf: u8,
     pub keyframe_secs: u32,
     pub audio_bitrate: usize,
+    /// Extra libx264 options (`key=value:key=value`); see [`Settings::bounded_memory_x264`].
+    pub x264_params: String,
+}
+
+impl Settings {
+    /// libx264 options that keep a 1080p recording's memory near 100 MB instead of ~250 MB,
+    /// measured with `scripts/bench-record.sh` (see README, Performance).
+    ///
+    /// Why: with its defaults x264 runs one frame thread per 2/3 core, each holding whole
+    /// reference and look-ahead frames (~12 MB each at 1080p). Sliced threads share one frame
+    /// between threads, and a 3-frame look-ahead (still covering veryfast's B-frames) halves the
+    /// frames waiting in the queue. The cost is a few percent of file size at the same CRF,
+    /// and the CPU cost goes *down*.
+    pub fn bounded_memory_x264() -> String {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        format!("threads={threads}:sliced-threads=1:rc-lookahead=3:sync-lookahead=0")
+    }
 }
 
 impl Default for Settings {
@@ -72,6 +89,7 @@ impl Default for Settings {
             crf: 23,
             keyframe_secs: 2,
             audio_bitrate: 128_000,
+            x264_params: Self::bounded_memory_x264(),
         }
     }
 }
