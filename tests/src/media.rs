@@ -125,6 +125,43 @@ pub fn gray_frames(path: &Path, w: u32, h: u32) -> Result<Vec<(f64, Vec<u8>)>> {
     Ok(pts.into_iter().zip(frames).collect())
 }
 
+/// The first frame a player shows after seeking to `at` seconds (input seeking, as players do:
+/// jump to the keyframe before `at` through the file's index, then decode up to `at`), as
+/// (presentation time, grey pixels at `w`x`h`).
+pub fn frame_after_seek(path: &Path, at: f64, w: u32, h: u32) -> Result<(f64, Vec<u8>)> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-copyts", "-ss", &format!("{at:.3}"), "-i"])
+        .arg(path)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            &format!("showinfo,scale={w}:{h},format=gray"),
+            "-f",
+            "rawvideo",
+            "-",
+        ])
+        .output()
+        .context("running ffmpeg")?;
+    if !out.status.success() {
+        bail!(
+            "seeking to {at} s failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let log = String::from_utf8_lossy(&out.stderr);
+    let pts = log
+        .split("pts_time:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .with_context(|| format!("no frame after seeking to {at} s: {log}"))?;
+    if out.stdout.len() != (w * h) as usize {
+        bail!("seeking to {at} s gave {} bytes", out.stdout.len());
+    }
+    Ok((pts, out.stdout))
+}
+
 /// Reads the stage's counter from a grey frame of the stage (`None` if the band is unreadable).
 pub fn read_counter(gray: &[u8], w: u32, h: u32) -> Option<u32> {
     let y = (f64::from(h) * BAND_FRACTION / 2.0) as u32;

@@ -140,6 +140,27 @@ fn records_the_stage_picture_and_sound_in_sync() {
         "picture timing wobbles by {spread:.3} s"
     );
 
+    // Seeking: a player jumping to t lands on the frame the stage showed at t (same offset as
+    // in the continuous decode), not on the start or a neighbouring keyframe.
+    let mut sorted = offsets.clone();
+    sorted.sort_by(f64::total_cmp);
+    let typical = sorted[sorted.len() / 2];
+    for at in [1.0, 2.5, 4.2] {
+        let (pts, g) = media::frame_after_seek(&out, at, 640, 360).unwrap();
+        assert!(
+            (pts - at).abs() <= 1.5 / 30.0,
+            "seek to {at} s showed the frame at {pts:.3} s"
+        );
+        let c = media::read_counter(&g, 640, 360)
+            .unwrap_or_else(|| panic!("counter unreadable after seeking to {at} s"));
+        let off = pts - f64::from(c) / 30.0;
+        assert!(
+            (off - typical).abs() <= 2.5 / 30.0,
+            "seek to {at} s: picture from {:.3} s",
+            f64::from(c) / 30.0
+        );
+    }
+
     // The sound: both tones are there (room 1 kHz, microphone 440 Hz).
     let audio = media::audio_mono(&out).unwrap();
     let steady = &audio[48_000..96_000];
@@ -204,6 +225,35 @@ fn a_killed_recorder_leaves_a_playable_file() {
     );
     assert_eq!(p.audio_codec.as_deref(), Some("aac"));
     assert_eq!(media::decode_errors(&out).unwrap(), "");
+}
+
+/// Ctrl-C and SIGTERM (a logout, `systemctl stop`, the app quitting) both end in a finished file.
+#[test]
+fn a_signal_stops_the_recording_cleanly() {
+    let env = TestEnv::start(1280, 720).unwrap();
+    let _stage = Stage::start(env.display(), STAGE.0, STAGE.1, STAGE.2, STAGE.3).unwrap();
+    let _room = Tone::start(&env, "stage", 1000.0, 0.3).unwrap();
+    for (name, signal) in [("SIGINT", libc::SIGINT), ("SIGTERM", libc::SIGTERM)] {
+        let out = env.dir().join(format!("{name}.mp4"));
+        let child = record_cmd(&env, &out, &["--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        // SAFETY: plain kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let output = wait_at_most(child, Duration::from_secs(10));
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(summary(&output)["reason"], "requested", "{name}");
+        let p = media::probe(&out).unwrap();
+        assert!(p.duration >= 2.0, "{name}: {:.2} s kept", p.duration);
+        assert_eq!(media::decode_errors(&out).unwrap(), "", "{name}");
+    }
 }
 
 #[test]
