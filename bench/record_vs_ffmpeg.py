@@ -70,36 +70,55 @@ def run(cmd, first_frame_pattern):
     return cpu, start, stop, out.decode(errors="replace")
 
 
-results = {"recorder": [], "ffmpeg": []}
+# The recorder's libx264 options (encode::Settings::bounded_memory_x264); the ffmpeg CLI is
+# measured twice: with the issue's literal command (x264's defaults) and with these options too,
+# so the CPU ratio compares the same encoder work.
+X264 = f"threads={min(max(os.cpu_count() or 2, 1), 4)}:sliced-threads=1:rc-lookahead=3:sync-lookahead=0"
+
+
+def ffmpeg_cmd(out, extra=()):
+    return ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-stats_period", "0.02",
+            "-f", "x11grab", "-framerate", "30", "-video_size", f"{W}x{H}", "-i", env["DISPLAY"],
+            "-f", "pulse", "-i", "stage.monitor",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "60", "-pix_fmt", "yuv420p", *extra,
+            "-c:a", "aac", "-b:a", "128k", "-movflags", "frag_keyframe+empty_moov", out]
+
+
+def recorder_cmd(out, json_summary=True):
+    return [recorder, "record", "--audio", "room", "--min-free-mb", "64", *(["--json"] if json_summary else []), "-o", out]
+
+
+PROGRAMS = {
+    "recorder": lambda out: recorder_cmd(out),
+    "ffmpeg": lambda out: ffmpeg_cmd(out),
+    "ffmpeg+x264opts": lambda out: ffmpeg_cmd(out, ["-x264-params", X264]),
+}
+results = {name: [] for name in PROGRAMS}
 for i in range(ROUNDS):
-    a = os.path.join(work, f"ours{i}.mp4")
-    cpu, start, stop, out = run([recorder, "record", "--audio", "room", "--min-free-mb", "64", "--json", "-o", a],
-                                   rb"First frame captured")
-    line = [l for l in out.splitlines() if l.startswith("{")]
-    summ = json.loads(line[-1]) if line else {}
-    dur = summ.get("duration_secs", SECS)
-    results["recorder"].append(dict(cpu=cpu / dur, start=start, stop=stop, dropped=summ.get("frames_dropped"),
-                                    lagged=summ.get("frames_lagged"), frames=summ.get("frames_encoded"), file=a))
-    b = os.path.join(work, f"ffmpeg{i}.mp4")
-    cpu, start, stop, out = run(["ffmpeg", "-hide_banner", "-nostdin", "-y", "-stats_period", "0.02",
-                                    "-f", "x11grab", "-framerate", "30", "-video_size", f"{W}x{H}", "-i", env["DISPLAY"],
-                                    "-f", "pulse", "-i", "stage.monitor",
-                                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "60", "-pix_fmt", "yuv420p",
-                                    "-c:a", "aac", "-b:a", "128k", "-movflags", "frag_keyframe+empty_moov", b],
-                                   rb"frame=\s*[1-9]")
-    frames = [int(x) for x in re.findall(r"frame=\s*(\d+)", out)]
-    drops = [int(x) for x in re.findall(r"drop=\s*(\d+)", out)]
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", b],
-                           capture_output=True, text=True).stdout.strip()
-    dur = float(probe or SECS)
-    results["ffmpeg"].append(dict(cpu=cpu / dur, start=start, stop=stop, dropped=drops[-1] if drops else None,
-                                  frames=frames[-1] if frames else None, file=b))
+    for name, make in PROGRAMS.items():
+        f = os.path.join(work, f"{name}{i}.mp4")
+        if name == "recorder":
+            cpu, start, stop, out = run(make(f), rb"First frame captured")
+            line = [l for l in out.splitlines() if l.startswith("{")]
+            summ = json.loads(line[-1]) if line else {}
+            dur = summ.get("duration_secs", SECS)
+            results[name].append(dict(cpu=cpu / dur, start=start, stop=stop, dropped=summ.get("frames_dropped"),
+                                      frames=summ.get("frames_encoded"), bytes=os.path.getsize(f)))
+        else:
+            cpu, start, stop, out = run(make(f), rb"frame=\s*[1-9]")
+            frames = [int(x) for x in re.findall(r"frame=\s*(\d+)", out)]
+            drops = [int(x) for x in re.findall(r"drop=\s*(\d+)", out)]
+            probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", f],
+                                   capture_output=True, text=True).stdout.strip()
+            dur = float(probe or SECS)
+            results[name].append(dict(cpu=cpu / dur, start=start, stop=stop, dropped=drops[-1] if drops else None,
+                                      frames=frames[-1] if frames else None, bytes=os.path.getsize(f)))
 
 # Peak RSS per program, from the kernel's high-water mark (VmHWM) just before SIGINT, in
 # separate runs (RUSAGE_CHILDREN's maxrss is a maximum over all children, not per program).
 def hwm(cmd):
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(min(SECS, 8.0))
+    time.sleep(min(SECS, 10.0))
     peak = 0
     try:
         with open(f"/proc/{p.pid}/status") as f:
@@ -110,11 +129,7 @@ def hwm(cmd):
         p.send_signal(signal.SIGINT); p.wait()
     return peak
 
-rss_ours = hwm([recorder, "record", "--audio", "room", "--min-free-mb", "64", "-o", os.path.join(work, "rss.mp4")])
-rss_ff = hwm(["ffmpeg", "-nostdin", "-y", "-f", "x11grab", "-framerate", "30", "-video_size", f"{W}x{H}", "-i", env["DISPLAY"],
-              "-f", "pulse", "-i", "stage.monitor", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "60",
-              "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-movflags", "frag_keyframe+empty_moov",
-              os.path.join(work, "rss-ff.mp4")])
+rss = {name: hwm(make(os.path.join(work, f"rss-{name}.mp4"))) for name, make in PROGRAMS.items()}
 
 for p in (stage, pulse, xvfb):
     p.terminate(); p.wait()
@@ -123,15 +138,21 @@ def med(name, key):
     vals = [r[key] for r in results[name] if r[key] is not None]
     return statistics.median(vals) if vals else float("nan")
 
-print(f"\nRecording a {W}x{H} animated stage + room tone for {SECS:.0f} s, {ROUNDS} interleaved rounds (medians)\n")
-print(f"{'':28}{'recorder':>12}{'ffmpeg CLI':>12}")
-print(f"{'CPU s per recorded s':28}{med('recorder','cpu'):12.3f}{med('ffmpeg','cpu'):12.3f}")
-print(f"{'frames in file':28}{med('recorder','frames'):12.0f}{med('ffmpeg','frames'):12.0f}")
-print(f"{'dropped frames':28}{med('recorder','dropped'):12.0f}{med('ffmpeg','dropped'):12.0f}")
-print(f"{'lagged frames':28}{med('recorder','lagged'):12.0f}{'-':>12}")
-print(f"{'peak RSS (MB)':28}{rss_ours:12.1f}{rss_ff:12.1f}")
-print(f"{'start latency (s)':28}{med('recorder','start'):12.3f}{med('ffmpeg','start'):12.3f}")
-print(f"{'stop latency (s)':28}{med('recorder','stop'):12.3f}{med('ffmpeg','stop'):12.3f}")
-print(f"\nCPU ratio recorder/ffmpeg: {med('recorder','cpu') / med('ffmpeg','cpu'):.3f}  (target <= 1.0)")
+names = list(PROGRAMS)
+print(f"\nRecording a {W}x{H} animated stage + room tone for {SECS:.0f} s, {ROUNDS} interleaved rounds (medians)")
+print(f"recorder and ffmpeg+x264opts use x264 options {X264}; ffmpeg is the issue's command line\n")
+print(f"{'':26}" + "".join(f"{n:>17}" for n in names))
+rows = [("CPU s per recorded s", "cpu", "{:17.3f}"), ("frames in file", "frames", "{:17.0f}"),
+        ("dropped frames", "dropped", "{:17.0f}"), ("file size (MB)", "bytes", None),
+        ("start latency (s)", "start", "{:17.3f}"), ("stop latency (s)", "stop", "{:17.3f}")]
+for label, key, fmt in rows:
+    if key == "bytes":
+        print(f"{label:26}" + "".join(f"{med(n, key) / 1e6:17.2f}" for n in names))
+    else:
+        print(f"{label:26}" + "".join(fmt.format(med(n, key)) for n in names))
+print(f"{'peak RSS (MB)':26}" + "".join(f"{rss[n]:17.1f}" for n in names))
+for other in names[1:]:
+    print(f"\nCPU ratio recorder/{other}: {med('recorder','cpu') / med(other,'cpu'):.3f}  (target <= 1.0)"
+          f"   RSS ratio: {rss['recorder'] / rss[other]:.2f}")
 print(f"targets: no dropped frames, peak RSS <= 150 MB, stop latency <= 0.5 s")
 print(f"files kept in {work}")
