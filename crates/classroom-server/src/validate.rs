@@ -114,7 +114,7 @@ mod tests {
             "a\u{0}b",
             "\u{1b}[31m",
             "evil\u{202E}4pm.exe",
-            "x\r",
+            "x\ry",
         ] {
             assert!(text("t", bad, 200).is_err(), "{bad:?} accepted");
         }
