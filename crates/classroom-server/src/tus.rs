@@ -633,11 +633,13 @@ async fn patch(
     };
     if up.completed {
         // A retried last PATCH: the entry exists already; say so again, make nothing new.
-        if offset == up.length
-            && headers
-                .get(header::CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() == b"0")
-        {
+        if offset == up.length {
+            let mut stream = body.into_data_stream();
+            while let Some(frame) = stream.next().await {
+                if frame.is_ok_and(|b| !b.is_empty()) {
+                    return Err(too_large(&up));
+                }
+            }
             let h = progress_headers(&state, &up, up.length).await?;
             return Ok((StatusCode::NO_CONTENT, h).into_response());
         }

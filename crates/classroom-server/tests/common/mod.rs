@@ -87,15 +87,32 @@ pub async fn start_seeded(tweak: impl FnOnce(&mut Config), breakout_count: usize
         db.add_user(u, n, &format!("{u}-password")).await.unwrap();
     }
     let channel = db.add_channel("Class 5b").await.unwrap();
-    db.add_channel_member(&channel, "teacher", ChannelRole::Manager).await.unwrap();
-    db.add_channel_member(&channel, "cmod", ChannelRole::Moderator).await.unwrap();
-    db.add_channel_member(&channel, "member", ChannelRole::Member).await.unwrap();
+    db.add_channel_member(&channel, "teacher", ChannelRole::Manager)
+        .await
+        .unwrap();
+    db.add_channel_member(&channel, "cmod", ChannelRole::Moderator)
+        .await
+        .unwrap();
+    db.add_channel_member(&channel, "member", ChannelRole::Member)
+        .await
+        .unwrap();
     let names: Vec<String> = (1..=breakout_count).map(|i| format!("Group {i}")).collect();
-    let room = db.add_live_room(&channel, "Monday", "teacher", &names, true).await.unwrap();
+    let room = db
+        .add_live_room(&channel, "Monday", "teacher", &names, true)
+        .await
+        .unwrap();
     let other_channel = db.add_channel("Class 6a").await.unwrap();
-    db.add_channel_member(&other_channel, "othermod", ChannelRole::Manager).await.unwrap();
+    db.add_channel_member(&other_channel, "othermod", ChannelRole::Manager)
+        .await
+        .unwrap();
     let other = db
-        .add_live_room(&other_channel, "Other", "othermod", &["Other group".to_string()], true)
+        .add_live_room(
+            &other_channel,
+            "Other",
+            "othermod",
+            &["Other group".to_string()],
+            true,
+        )
         .await
         .unwrap();
 
@@ -108,7 +125,10 @@ pub async fn start_seeded(tweak: impl FnOnce(&mut Config), breakout_count: usize
         ("other_moderator", "othermod"),
         ("participant", "participant"),
     ] {
-        tokens.insert(role, sign_in(&http, &base, user, &format!("{user}-password")).await);
+        tokens.insert(
+            role,
+            sign_in(&http, &base, user, &format!("{user}-password")).await,
+        );
     }
     let r = http
         .post(format!("{base}/api/live-rooms/join"))
@@ -186,7 +206,30 @@ impl TestServer {
 
     /// A tus request as `role` with `Tus-Resumable` set.
     pub fn tus(&self, role: &str, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.req(role, method, path).header("tus-resumable", "1.0.0")
+        self.req(role, method, path)
+            .header("tus-resumable", "1.0.0")
+    }
+
+    /// Stops the server and starts a new one on the same data directory (new port).
+    pub async fn restart(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+        let mut config = Config::new(self.dir.path().join("data"));
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        let server = classroom_server::serve(config).await.unwrap();
+        self.base = server.base_url();
+        self.server = Some(server);
+    }
+
+    /// The files in the media storage directory.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir.path().join("data/media"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
     }
 
     pub async fn shutdown(mut self) {
@@ -222,7 +265,12 @@ pub async fn create_upload(t: &TestServer, role: &str, meta: &str, len: u64) -> 
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
@@ -231,11 +279,20 @@ pub fn sha256_b64(data: &[u8]) -> String {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// PATCHes `data` at `offset` (with a sha256 checksum); returns the response.
-pub async fn patch(t: &TestServer, role: &str, path: &str, offset: u64, data: &[u8]) -> reqwest::Response {
+pub async fn patch(
+    t: &TestServer,
+    role: &str,
+    path: &str,
+    offset: u64,
+    data: &[u8],
+) -> reqwest::Response {
     t.tus(role, Method::PATCH, path)
         .header("content-type", "application/offset+octet-stream")
         .header("upload-offset", offset.to_string())
@@ -247,16 +304,30 @@ pub async fn patch(t: &TestServer, role: &str, path: &str, offset: u64, data: &[
 }
 
 /// Uploads `data` as `role` in chunks; returns (upload path, media entry id).
-pub async fn upload(t: &TestServer, role: &str, meta: &str, data: &[u8], chunk: usize) -> (String, String) {
+pub async fn upload(
+    t: &TestServer,
+    role: &str,
+    meta: &str,
+    data: &[u8],
+    chunk: usize,
+) -> (String, String) {
     let path = create_upload(t, role, meta, data.len() as u64).await;
     let mut offset = 0usize;
     let mut media = None;
     while offset < data.len() {
         let end = (offset + chunk).min(data.len());
         let r = patch(t, role, &path, offset as u64, &data[offset..end]).await;
-        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{}", r.text().await.unwrap());
+        assert_eq!(
+            r.status(),
+            StatusCode::NO_CONTENT,
+            "{}",
+            r.text().await.unwrap()
+        );
         assert_eq!(r.headers()["upload-offset"], end.to_string().as_str());
-        media = r.headers().get("media-entry").map(|v| v.to_str().unwrap().to_string());
+        media = r
+            .headers()
+            .get("media-entry")
+            .map(|v| v.to_str().unwrap().to_string());
         offset = end;
     }
     (path, media.expect("the last PATCH names the media entry"))
