@@ -14,7 +14,8 @@ fi
 if ! cmp -s requirements.txt .pydeps/.installed-requirements 2>/dev/null; then
   echo "tus-clients: pip install -r requirements.txt into .pydeps"
   rm -rf .pydeps
-  python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
+  # Into a folder of our own (--target), so Debian's "externally managed" Python is not touched.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location --root-user-action=ignore \
     --target .pydeps -r requirements.txt
   cp requirements.txt .pydeps/.installed-requirements
 fi
