@@ -70,9 +70,13 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
 }
 
 /// A server started by [`serve`]: where it listens, and how to stop it.
+///
+/// Dropping it stops the server too (gracefully, in the background), so an embedding app cannot
+/// leak a listening socket by forgetting it.
 pub struct RunningServer {
     addr: SocketAddr,
     stop: CancellationToken,
+    _stop_on_drop: tokio_util::sync::DropGuard,
     task: tokio::task::JoinHandle<Result<(), Error>>,
     classroom: Classroom,
 }
@@ -157,6 +161,7 @@ pub async fn serve(config: Config) -> Result<RunningServer, Error> {
     });
     Ok(RunningServer {
         addr,
+        _stop_on_drop: stop.clone().drop_guard(),
         stop,
         task,
         classroom,
