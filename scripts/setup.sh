@@ -17,7 +17,14 @@ DEB_PACKAGES=(
   xvfb pulseaudio pulseaudio-utils libasound2-plugins ffmpeg imagemagick x11-utils
   # app window tests (find/drive windows); xauth is only a Recommends of xvfb, yet xvfb-run needs it
   xdotool xauth
+  # classroom server: its web page is tested in Chromium (driven by playwright-core from npm)
+  chromium
 )
+
+# The classroom server's tests drive tus-js-client/playwright-core (npm) and tuspy (pip). Keep a
+# node/npm/pip that is already there (e.g. a newer Node.js); take Debian's only when missing.
+command -v node >/dev/null && command -v npm >/dev/null || DEB_PACKAGES+=(nodejs npm)
+python3 -m pip --version >/dev/null 2>&1 || DEB_PACKAGES+=(python3-pip)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 ./scripts/test-services.sh
+# Third-party clients the classroom server's tests drive (npm ci, pip), pinned and idempotent.
+./crates/classroom-server/tests/tus-clients/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
