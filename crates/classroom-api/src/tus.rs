@@ -1,0 +1,49 @@
+//! The tus 1.0 protocol as this server speaks it: header names, the `Upload-Metadata` keys a
+//! recording upload carries, and the one header this server adds (`Media-Entry`).
+
+/// Where uploads are created (`POST`); an upload's URL is this plus its id.
+pub const FILES_PATH: &str = "/files/";
+/// The only protocol version spoken.
+pub const VERSION: &str = "1.0.0";
+/// Extensions answered in `Tus-Extension`.
+pub const EXTENSIONS: &str = "creation,creation-with-upload,checksum,termination,expiration";
+/// Algorithms accepted in `Upload-Checksum`.
+pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
+/// Content type of `PATCH` bodies (and of a `POST` carrying the first bytes).
+pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+
+pub const TUS_RESUMABLE: &str = "tus-resumable";
+pub const TUS_VERSION: &str = "tus-version";
+pub const TUS_EXTENSION: &str = "tus-extension";
+pub const TUS_MAX_SIZE: &str = "tus-max-size";
+pub const TUS_CHECKSUM_ALGORITHM: &str = "tus-checksum-algorithm";
+pub const UPLOAD_OFFSET: &str = "upload-offset";
+pub const UPLOAD_LENGTH: &str = "upload-length";
+pub const UPLOAD_METADATA: &str = "upload-metadata";
+pub const UPLOAD_CHECKSUM: &str = "upload-checksum";
+pub const UPLOAD_EXPIRES: &str = "upload-expires";
+pub const UPLOAD_DEFER_LENGTH: &str = "upload-defer-length";
+/// This server's addition: on the response that completes an upload (and on `HEAD` of a
+/// complete upload), the id of the media entry it became.
+pub const MEDIA_ENTRY: &str = "media-entry";
+
+/// HTTP status for a checksum that does not match the chunk (tus checksum extension).
+pub const STATUS_CHECKSUM_MISMATCH: u16 = 460;
+
+/// `Upload-Metadata` keys (values are base64 in the header, UTF-8 once decoded).
+pub mod meta {
+    /// Required: the live room's id.
+    pub const LIVE_ROOM: &str = "live_room";
+    /// Required: the breakout room's id (must belong to the live room).
+    pub const BREAKOUT_ROOM: &str = "breakout_room";
+    /// Required: the recording's title, 1–200 characters, no control characters.
+    pub const TITLE: &str = "title";
+    /// Required: when the recording started, RFC 3339.
+    pub const STARTED_AT: &str = "started_at";
+    /// Required: the recording's duration in milliseconds (a decimal integer).
+    pub const DURATION_MS: &str = "duration_ms";
+    /// Optional: the file's name, without any directory (default `recording.mp4`).
+    pub const FILENAME: &str = "filename";
+    /// Optional: the file's media type (default `video/mp4`).
+    pub const FILETYPE: &str = "filetype";
+}
