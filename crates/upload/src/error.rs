@@ -80,6 +80,8 @@ pub enum QueueError {
     },
     #[error("no item {0:?} in the upload queue")]
     NoSuchItem(String),
+    #[error("item {0} is already uploaded")]
+    AlreadyDone(String),
     #[error("item {id} is being uploaded by another process; stop it first")]
     Busy { id: String },
     #[error("{} is not a finished recording: {reason}", path.display())]

@@ -73,3 +73,104 @@ pub fn enqueue(
     item.id = id;
     Ok(item)
 }
+
+/// Puts a failed or "sign in again" item back in line (attempts reset), optionally with new
+/// credentials. If the local file changed since it was queued, the person asked for this: the
+/// file is fingerprinted again and a new upload replaces the old one (whose URL is returned so
+/// the caller can terminate it on the server). Blocking.
+pub fn retry(
+    queue: &QueueFile,
+    id: &str,
+    auth: Option<Auth>,
+) -> Result<(Item, Option<String>), QueueError> {
+    let item = queue
+        .load()?
+        .get(id)
+        .cloned()
+        .ok_or_else(|| QueueError::NoSuchItem(id.to_string()))?;
+    if matches!(item.state, State::Done { .. }) {
+        return Err(QueueError::AlreadyDone(id.to_string()));
+    }
+    let refreshed = match item.file.check_stat(&item.path) {
+        Ok(()) => None,
+        Err(fingerprint::FileProblem::Missing(m)) => {
+            return Err(QueueError::NotPlayable {
+                path: item.path.clone(),
+                reason: m,
+            });
+        }
+        Err(fingerprint::FileProblem::Changed(_)) => Some(
+            Fingerprint::compute(&item.path).map_err(|e| QueueError::NotPlayable {
+                path: item.path.clone(),
+                reason: e.to_string(),
+            })?,
+        ),
+    };
+    let id = id.to_string();
+    queue.update(move |q| {
+        let it = q
+            .get_mut(&id)
+            .ok_or_else(|| QueueError::NoSuchItem(id.clone()))?;
+        let mut abandoned = None;
+        if let Some(fp) = refreshed {
+            it.file = fp;
+            abandoned = it.upload_url.take();
+            it.offset = 0;
+        }
+        if let Some(a) = auth {
+            it.auth = a;
+        }
+        if !it.state.is_pending() {
+            it.state = State::Waiting;
+        }
+        it.attempts = 0;
+        it.last_error = None;
+        it.updated_at = queue::now_rfc3339();
+        Ok((it.clone(), abandoned))
+    })
+}
+
+/// New credentials for a server (after signing in again): every unfinished item for it takes
+/// them, and those waiting for a sign-in go back in line. Returns how many items changed.
+pub fn set_auth_for_server(
+    queue: &QueueFile,
+    server: &str,
+    auth: Auth,
+) -> Result<usize, QueueError> {
+    queue.update(|q| {
+        let mut n = 0;
+        for it in q.items.iter_mut() {
+            if it.destination.server == server && !matches!(it.state, State::Done { .. }) {
+                it.auth = auth.clone();
+                if matches!(it.state, State::NeedsSignIn { .. }) {
+                    it.state = State::Waiting;
+                    it.attempts = 0;
+                    it.last_error = None;
+                }
+                it.updated_at = queue::now_rfc3339();
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
+}
+
+/// Takes an item out of the queue (the local file is never touched). Refused while another
+/// process is sending it. Returns the item, so the caller can terminate its unfinished upload.
+pub fn remove(queue: &QueueFile, id: &str) -> Result<Item, QueueError> {
+    // This process's own runner notices the removal at its next save and stops.
+    let runner_elsewhere = queue
+        .runner_pid()?
+        .is_some_and(|pid| pid != std::process::id());
+    queue.update(|q| {
+        let pos = q
+            .items
+            .iter()
+            .position(|i| i.id == id)
+            .ok_or_else(|| QueueError::NoSuchItem(id.to_string()))?;
+        if runner_elsewhere && q.items[pos].state == State::Uploading {
+            return Err(QueueError::Busy { id: id.to_string() });
+        }
+        Ok(q.items.remove(pos))
+    })
+}

@@ -37,16 +37,8 @@ use crate::progress::{Activity, ItemProgress, Progress, RateMeter};
 use crate::queue::{Item, QueueFile, State, now_rfc3339};
 use crate::tus::{ClientConfig, ServerInfo, TusClient, UploadState};
 
-/// `Upload-Metadata` keys the classroom server reads (see its `docs/API.md`).
-pub mod meta {
-    pub const LIVE_ROOM: &str = "live_room";
-    pub const BREAKOUT_ROOM: &str = "breakout_room";
-    pub const TITLE: &str = "title";
-    pub const STARTED_AT: &str = "started_at";
-    pub const DURATION_MS: &str = "duration_ms";
-    pub const FILENAME: &str = "filename";
-    pub const FILETYPE: &str = "filetype";
-}
+/// `Upload-Metadata` keys the classroom server reads (shared with it, so they cannot drift).
+pub use classroom_api::tus::meta;
 
 /// Settings of a [`Runner`].
 #[derive(Debug, Clone)]
@@ -1009,20 +1001,14 @@ impl Runner {
         let status_url = base
             .join(&format!("/api/uploads/{upload_id}"))
             .map_err(|e| TusError::Request(format!("bad server URL: {e}")))?;
-        #[derive(serde::Deserialize)]
-        struct Media {
-            id: String,
-            sha256: String,
-        }
-        #[derive(serde::Deserialize)]
-        struct Status {
-            complete: bool,
-            media: Option<Media>,
-        }
-        match client.get_json::<Status>(&status_url).await {
-            Ok(Status {
+        match client
+            .get_json::<classroom_api::UploadStatus>(&status_url)
+            .await
+        {
+            Ok(classroom_api::UploadStatus {
                 complete: true,
                 media: Some(m),
+                ..
             }) => Ok(Some((m.id, m.sha256))),
             Ok(_) => Ok(None),
             Err(TusError::Status {

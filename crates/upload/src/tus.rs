@@ -16,10 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::TusError;
 
-pub const TUS_VERSION: &str = "1.0.0";
-pub const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
-/// The classroom server's addition: the media entry a completed upload became.
-pub const MEDIA_ENTRY: &str = "media-entry";
+pub use classroom_api::tus::{MEDIA_ENTRY, OFFSET_OCTET_STREAM, VERSION as TUS_VERSION};
 
 /// How a request authenticates: a bearer token and/or extra headers (e.g. an API key).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
