@@ -464,7 +464,7 @@ impl QueueFile {
         match std::fs::rename(&self.path, &kept_as) {
             Ok(()) => {
                 let _ = self.sync_dir();
-                tracing::warn!(path = %self.path.display(), kept_as = %kept_as.display(), %reason, "upload queue set aside");
+                tracing::info!(path = %self.path.display(), kept_as = %kept_as.display(), %reason, "upload queue set aside");
                 QueueError::Corrupt {
                     path: self.path.clone(),
                     kept_as,
