@@ -3,7 +3,11 @@
 //! ```text
 //! recorder record --region 1280x720+0+0 --audio both --duration 60
 //! recorder devices
+//! recorder upload rec.mp4 --server https://classroom.example --live-room ID --breakout-room ID
+//! recorder queue list | retry ID | remove ID | run
 //! ```
+
+mod upload_cli;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -35,6 +39,21 @@ enum Command {
     Record(RecordArgs),
     /// List the sound server's inputs (for --mic-device / --room-device).
     Devices,
+    /// Upload a finished recording to a live room's breakout room. It is queued durably
+    /// first, so a lost network or a restart resumes where the server is.
+    Upload {
+        #[command(flatten)]
+        args: upload_cli::UploadArgs,
+        #[command(flatten)]
+        queue: upload_cli::QueueArgs,
+    },
+    /// The upload queue: list, retry, remove, run.
+    Queue {
+        #[command(subcommand)]
+        command: upload_cli::QueueCommand,
+        #[command(flatten)]
+        queue: upload_cli::QueueArgs,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +99,8 @@ struct RecordArgs {
     /// Print the summary as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    upload: upload_cli::RecordUploadArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -124,6 +145,8 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Record(args) => record(args),
+        Command::Upload { args, queue } => upload_cli::upload(args, queue),
+        Command::Queue { command, queue } => upload_cli::queue(command, queue),
     }
 }
 
@@ -163,6 +186,7 @@ fn record(args: RecordArgs) -> Result<i32> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
 
+    let started_at = chrono::Utc::now();
     let rec = Recording::start(cfg)?;
     let start_warnings = rec.warnings().to_vec();
     for w in &start_warnings {
@@ -242,11 +266,36 @@ fn record(args: RecordArgs) -> Result<i32> {
     if let Some(e) = &summary.error {
         eprintln!("error: {e}");
     }
-    Ok(match summary.reason {
+    let code = match summary.reason {
         StopReason::Requested | StopReason::Duration if summary.error.is_none() => 0,
         StopReason::DiskLow | StopReason::DiskFull => 3,
         _ => 1,
-    })
+    };
+    if args.upload.upload_to.is_some() {
+        // The recording is saved whatever happens next; an upload problem is reported, and
+        // the file can be sent later with `recorder upload`.
+        let up = match upload::mp4::check(&summary.path) {
+            Ok(_) => upload_cli::after_recording(
+                &args.upload,
+                &summary.path,
+                started_at,
+                summary.duration_secs,
+            ),
+            Err(e) => Err(anyhow::anyhow!(
+                "not uploading {}: {e}",
+                summary.path.display()
+            )),
+        };
+        let up_code = match up {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: upload: {e:#}");
+                upload_cli::EXIT_FAILED
+            }
+        };
+        return Ok(if code != 0 { code } else { up_code });
+    }
+    Ok(code)
 }
 
 fn print_status(rec: &Recording, tty: bool) {

@@ -1,0 +1,184 @@
+//! What a local file was when it was queued: size, modification time and SHA-256. The cheap
+//! part (size + mtime) is checked before and after reading every chunk; the hash is compared
+//! with what was sent before the last chunk completes the upload, and with the server's media
+//! entry afterwards. A recording that changed after it was queued must never become a media
+//! entry.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Read size for hashing: large enough for sequential throughput, small enough to stay in cache.
+const HASH_BUF: usize = 1 << 20;
+
+/// A file's identity at the time it was queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub size: u64,
+    /// Modification time in nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+    /// SHA-256 of the whole file, lowercase hex.
+    pub sha256: String,
+}
+
+/// Size and modification time: what can be checked without reading the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+/// Why a file no longer matches its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileProblem {
+    #[error("the local file is gone ({0})")]
+    Missing(String),
+    #[error("the local file changed after it was queued ({0})")]
+    Changed(String),
+}
+
+/// Size and mtime of `path` (following symlinks, like the reads that follow).
+pub fn stat(path: &Path) -> std::io::Result<Stat> {
+    let md = std::fs::metadata(path)?;
+    if !md.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mtime_ns = match md.modified()?.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    Ok(Stat {
+        size: md.len(),
+        mtime_ns,
+    })
+}
+
+/// Hashes `len` bytes of `reader` into `hasher` (the whole rest when `len` is `None`); returns
+/// how many bytes were hashed.
+pub(crate) fn hash_into(
+    reader: &mut impl Read,
+    hasher: &mut Sha256,
+    len: Option<u64>,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; HASH_BUF];
+    let mut done = 0u64;
+    loop {
+        let want = match len {
+            Some(l) if done >= l => break,
+            Some(l) => usize::try_from(l - done).map_or(HASH_BUF, |r| r.min(HASH_BUF)),
+            None => HASH_BUF,
+        };
+        let n = reader.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+impl Fingerprint {
+    /// Reads the whole file once. Blocking: call it off the async runtime for big files.
+    pub fn compute(path: &Path) -> std::io::Result<Fingerprint> {
+        let before = stat(path)?;
+        let mut f = File::open(path)?;
+        let mut hasher = Sha256::new();
+        let n = hash_into(&mut f, &mut hasher, None)?;
+        let after = stat(path)?;
+        // A file still being written would give a hash of nothing in particular.
+        if before != after || n != after.size {
+            return Err(std::io::Error::other(
+                "the file changed while it was being read; is it still being written?",
+            ));
+        }
+        Ok(Fingerprint {
+            size: after.size,
+            mtime_ns: after.mtime_ns,
+            sha256: hex(&hasher.finalize()),
+        })
+    }
+
+    /// The cheap check: the file is there with the same size and modification time.
+    pub fn check_stat(&self, path: &Path) -> Result<(), FileProblem> {
+        let now = stat(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                FileProblem::Missing(format!("{} was deleted or moved", path.display()))
+            } else {
+                FileProblem::Missing(format!("{}: {e}", path.display()))
+            }
+        })?;
+        if now.size != self.size {
+            return Err(FileProblem::Changed(format!(
+                "size was {} bytes, now {}",
+                self.size, now.size
+            )));
+        }
+        if now.mtime_ns != self.mtime_ns {
+            return Err(FileProblem::Changed(
+                "its modification time is different".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Lowercase hex, as the server reports checksums.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_matches_an_independent_hash_and_detects_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.bin");
+        std::fs::write(&p, b"abc").unwrap();
+        let fp = Fingerprint::compute(&p).unwrap();
+        // SHA-256("abc") from FIPS 180-2.
+        assert_eq!(
+            fp.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(fp.size, 3);
+        fp.check_stat(&p).unwrap();
+
+        std::fs::write(&p, b"abcd").unwrap();
+        assert!(matches!(fp.check_stat(&p), Err(FileProblem::Changed(_))));
+
+        // Same size, different time.
+        std::fs::write(&p, b"xyz").unwrap();
+        let f = File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(5))
+            .unwrap();
+        assert!(matches!(fp.check_stat(&p), Err(FileProblem::Changed(_))));
+
+        std::fs::remove_file(&p).unwrap();
+        assert!(matches!(fp.check_stat(&p), Err(FileProblem::Missing(_))));
+    }
+
+    #[test]
+    fn hash_into_stops_at_the_requested_length() {
+        let data = vec![7u8; 3 * HASH_BUF + 5];
+        let mut h = Sha256::new();
+        let n = hash_into(&mut &data[..], &mut h, Some(HASH_BUF as u64 + 3)).unwrap();
+        assert_eq!(n, HASH_BUF as u64 + 3);
+        assert_eq!(h.finalize(), Sha256::digest(&data[..HASH_BUF + 3]));
+    }
+}

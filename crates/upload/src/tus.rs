@@ -1,0 +1,469 @@
+//! A tus 1.0 client (core protocol, creation, checksum, termination) on reqwest. One method per
+//! request; the policy of what to do when a request fails lives in [`crate::runner`].
+//!
+//! Works with any tus 1.0 server that offers creation: the classroom server's `Media-Entry`
+//! header is read when present and ignored otherwise.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::TusError;
+
+pub use classroom_api::tus::{MEDIA_ENTRY, OFFSET_OCTET_STREAM, VERSION as TUS_VERSION};
+
+/// How a request authenticates: a bearer token and/or extra headers (e.g. an API key).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Auth {
+    // Secrets stay out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Auth {
+    pub fn bearer(token: impl Into<String>) -> Self {
+        Auth {
+            bearer: Some(token.into()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The headers to add to every request; an invalid name or value is a clear error.
+    pub fn header_map(&self) -> Result<HeaderMap, TusError> {
+        let mut h = HeaderMap::new();
+        if let Some(t) = &self.bearer {
+            let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                TusError::Request("the token has characters a header cannot carry".into())
+            })?;
+            v.set_sensitive(true);
+            h.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        for (k, v) in &self.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| TusError::Request(format!("invalid header name {k:?}")))?;
+            let mut value = HeaderValue::from_str(v)
+                .map_err(|_| TusError::Request(format!("invalid value for header {k}")))?;
+            value.set_sensitive(true);
+            h.append(name, value);
+        }
+        Ok(h)
+    }
+}
+
+/// What `OPTIONS` said about the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub versions: Vec<String>,
+    pub extensions: Vec<String>,
+    pub max_size: Option<u64>,
+    pub checksum_algorithms: Vec<String>,
+}
+
+impl ServerInfo {
+    /// Whether to send `Upload-Checksum: sha256 …`: when the server lists sha256, or when it
+    /// did not answer OPTIONS at all (sending it to a server without the extension is harmless;
+    /// tus servers ignore unknown headers).
+    pub fn wants_sha256(&self) -> bool {
+        self.extensions.is_empty() || self.checksum_algorithms.iter().any(|a| a == "sha256")
+    }
+}
+
+/// Where an upload stands on the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadState {
+    pub offset: u64,
+    pub length: Option<u64>,
+    /// The classroom server's media entry id, once the upload is complete.
+    pub media_entry: Option<String>,
+}
+
+/// Settings of a [`TusClient`].
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Connection set-up limit: an unreachable server is noticed quickly.
+    pub connect_timeout: Duration,
+    /// Limit for a whole request (a chunk must go through within it).
+    pub request_timeout: Duration,
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            // A 4 MiB chunk in 5 minutes is ~14 kB/s: slower than that is treated as a stall.
+            request_timeout: Duration::from_secs(300),
+            user_agent: format!("breakout-recorder-upload/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// A tus client for one set of credentials.
+#[derive(Debug, Clone)]
+pub struct TusClient {
+    http: reqwest::Client,
+    auth: HeaderMap,
+}
+
+/// Encodes `Upload-Metadata`: `key base64(value)` pairs joined by commas.
+pub fn encode_metadata(meta: &BTreeMap<String, String>) -> String {
+    meta.iter()
+        .map(|(k, v)| format!("{k} {}", STANDARD.encode(v.as_bytes())))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `Upload-Checksum` value for `data`.
+pub fn sha256_header(data: &[u8]) -> String {
+    format!("sha256 {}", STANDARD.encode(Sha256::digest(data)))
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "GET",
+    }
+}
+
+/// One line describing a transport error, with its root cause (reqwest's own message is vague).
+fn network_reason(e: &reqwest::Error) -> String {
+    let mut reason = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "connection lost".to_string()
+    };
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(s) = src {
+        last = Some(s.to_string());
+        src = s.source();
+    }
+    if let Some(l) = last {
+        reason.push_str(": ");
+        reason.push_str(&l);
+    }
+    reason
+}
+
+impl TusClient {
+    pub fn new(config: &ClientConfig, auth: &Auth) -> Result<Self, TusError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(config.user_agent.clone())
+            // tus answers are never redirects we should follow with a body.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| TusError::Request(format!("cannot set up HTTP: {e}")))?;
+        Ok(TusClient {
+            http,
+            auth: auth.header_map()?,
+        })
+    }
+
+    fn request(&self, method: Method, url: &Url) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url.clone())
+            .headers(self.auth.clone())
+            .header("tus-resumable", TUS_VERSION)
+    }
+
+    /// Sends a request; transport failures become [`TusError::Network`], any status outside
+    /// `ok` becomes [`TusError::Status`] with the server's message.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &Method,
+        url: &Url,
+        ok: &[StatusCode],
+    ) -> Result<reqwest::Response, TusError> {
+        let resp = req.send().await.map_err(|e| TusError::Network {
+            url: url.to_string(),
+            reason: network_reason(&e),
+        })?;
+        if ok.contains(&resp.status()) {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        // The body explains the status; a short read limit keeps a hostile server from
+        // flooding memory (messages are one line).
+        let message = if *method == Method::HEAD {
+            String::new()
+        } else {
+            read_message(resp).await
+        };
+        Err(TusError::Status {
+            method: method_name(method),
+            url: url.to_string(),
+            status,
+            message,
+        })
+    }
+
+    /// `OPTIONS`: the server's versions, extensions and limits.
+    pub async fn options(&self, endpoint: &Url) -> Result<ServerInfo, TusError> {
+        let m = Method::OPTIONS;
+        let resp = self
+            .send(
+                self.request(m.clone(), endpoint),
+                &m,
+                endpoint,
+                &[StatusCode::OK, StatusCode::NO_CONTENT],
+            )
+            .await?;
+        let h = resp.headers();
+        let list = |name: &str| -> Vec<String> {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(ServerInfo {
+            versions: list("tus-version"),
+            extensions: list("tus-extension"),
+            max_size: header_u64(h, "tus-max-size"),
+            checksum_algorithms: list("tus-checksum-algorithm"),
+        })
+    }
+
+    /// `POST`: creates an upload of `length` bytes; returns its URL (relative `Location`s are
+    /// resolved against the endpoint).
+    pub async fn create(
+        &self,
+        endpoint: &Url,
+        length: u64,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<Url, TusError> {
+        let m = Method::POST;
+        let req = self
+            .request(m.clone(), endpoint)
+            .header("upload-length", length.to_string())
+            .header("upload-metadata", encode_metadata(metadata))
+            .header(reqwest::header::CONTENT_LENGTH, "0");
+        let resp = self.send(req, &m, endpoint, &[StatusCode::CREATED]).await?;
+        let loc = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| TusError::Protocol {
+                url: endpoint.to_string(),
+                reason: "201 Created without a Location header".into(),
+            })?;
+        let url = endpoint.join(loc).map_err(|e| TusError::Protocol {
+            url: endpoint.to_string(),
+            reason: format!("bad Location {loc:?}: {e}"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(TusError::Protocol {
+                url: endpoint.to_string(),
+                reason: format!("Location {url} is not an HTTP URL"),
+            });
+        }
+        Ok(url)
+    }
+
+    /// `HEAD`: the server's offset (where to resume).
+    pub async fn head(&self, upload: &Url) -> Result<UploadState, TusError> {
+        let m = Method::HEAD;
+        let resp = self
+            .send(
+                self.request(m.clone(), upload),
+                &m,
+                upload,
+                &[StatusCode::OK, StatusCode::NO_CONTENT],
+            )
+            .await?;
+        let offset =
+            header_u64(resp.headers(), "upload-offset").ok_or_else(|| TusError::Protocol {
+                url: upload.to_string(),
+                reason: "HEAD answer without a valid Upload-Offset".into(),
+            })?;
+        Ok(UploadState {
+            offset,
+            length: header_u64(resp.headers(), "upload-length"),
+            media_entry: header_str(resp.headers(), MEDIA_ENTRY),
+        })
+    }
+
+    /// `PATCH`: sends `data` at `offset`, with its SHA-256 when `checksum` is true. Returns the
+    /// server's new offset (and the media entry when this completed the upload).
+    pub async fn patch(
+        &self,
+        upload: &Url,
+        offset: u64,
+        data: bytes::Bytes,
+        checksum: bool,
+    ) -> Result<UploadState, TusError> {
+        let m = Method::PATCH;
+        let mut req = self
+            .request(m.clone(), upload)
+            .header("upload-offset", offset.to_string())
+            .header(reqwest::header::CONTENT_TYPE, OFFSET_OCTET_STREAM);
+        if checksum {
+            req = req.header("upload-checksum", sha256_header(&data));
+        }
+        let resp = self
+            .send(
+                req.body(data),
+                &m,
+                upload,
+                &[StatusCode::NO_CONTENT, StatusCode::OK],
+            )
+            .await?;
+        let new =
+            header_u64(resp.headers(), "upload-offset").ok_or_else(|| TusError::Protocol {
+                url: upload.to_string(),
+                reason: "PATCH answer without a valid Upload-Offset".into(),
+            })?;
+        Ok(UploadState {
+            offset: new,
+            length: None,
+            media_entry: header_str(resp.headers(), MEDIA_ENTRY),
+        })
+    }
+
+    /// `DELETE` (termination): abandons an unfinished upload and its bytes.
+    pub async fn terminate(&self, upload: &Url) -> Result<(), TusError> {
+        let m = Method::DELETE;
+        self.send(
+            self.request(m.clone(), upload),
+            &m,
+            upload,
+            &[StatusCode::NO_CONTENT, StatusCode::OK],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `GET` of a JSON document with the same credentials (the classroom server's upload status).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &Url) -> Result<T, TusError> {
+        let m = Method::GET;
+        let resp = self
+            .send(
+                self.http.get(url.clone()).headers(self.auth.clone()),
+                &m,
+                url,
+                &[StatusCode::OK],
+            )
+            .await?;
+        resp.json().await.map_err(|e| TusError::Protocol {
+            url: url.to_string(),
+            reason: format!("unexpected answer: {e}"),
+        })
+    }
+}
+
+fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
+    let s = header_str(h, name)?;
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// At most this much of an error body is read.
+const MAX_MESSAGE: usize = 4096;
+
+/// The server's explanation: the JSON `{"error": "..."}` body, or the first line of text.
+async fn read_message(mut resp: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_MESSAGE {
+            body.truncate(MAX_MESSAGE);
+            break;
+        }
+    }
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    let text = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(e) => e.error,
+        Err(_) => String::from_utf8_lossy(&body).into_owned(),
+    };
+    let line: String = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    line.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_and_checksum_encoding() {
+        let mut m = BTreeMap::new();
+        m.insert("title".to_string(), "Group A".to_string());
+        m.insert("live_room".to_string(), "lr_1".to_string());
+        assert_eq!(encode_metadata(&m), "live_room bHJfMQ==,title R3JvdXAgQQ==");
+        // SHA-256("abc") in base64.
+        assert_eq!(
+            sha256_header(b"abc"),
+            "sha256 ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
+    }
+
+    #[test]
+    fn auth_headers_are_validated_and_redacted() {
+        let a = Auth {
+            bearer: Some("secret-token".into()),
+            headers: vec![("x-api-key".into(), "k".into())],
+        };
+        let h = a.header_map().unwrap();
+        assert_eq!(h["authorization"], "Bearer secret-token");
+        assert_eq!(h["x-api-key"], "k");
+        assert!(!format!("{a:?}").contains("secret"));
+        assert!(Auth::bearer("bad\ntoken").header_map().is_err());
+        let bad = Auth {
+            bearer: None,
+            headers: vec![("bad name".into(), "v".into())],
+        };
+        assert!(bad.header_map().is_err());
+    }
+}
