@@ -107,9 +107,18 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_json);
+    // One line on stderr, whatever RUST_BACKTRACE says (returning the error from main would
+    // print anyhow's Debug form, with a backtrace when that variable is set).
+    if let Err(e) = start(cli) {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn start(cli: Cli) -> Result<()> {
     let data_dir = match cli.data_dir {
         Some(d) => d,
         None => Config::default_data_dir().context("no home directory; pass --data-dir")?,

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Benchmark of issue #4: this project's tus client vs curl sending the same bytes, one run.
+
+Same machine, same run, loopback, same file from the page cache, same classroom server
+process. Rounds alternate (client, curl, client, curl, ...) so background noise hits both; the
+median of each is reported.
+
+- client: `recorder upload FILE --any-file` (the upload crate: enqueue with the file's
+  fingerprint, creation, chunked PATCHes with a SHA-256 per chunk, media-entry check), timed
+  from launch to exit; its peak RSS is the process's ru_maxrss.
+- curl (the baseline): the same bytes in one request with no chunking or checksums: a tus
+  creation POST then one PATCH carrying the whole file to the same server.
+- curl PUT to a plain sink (`bench_sink`: no protocol, hashing or database) is printed too, as
+  the ceiling of this machine's loopback and disk.
+
+Then one more upload through a TCP proxy that cuts the connection once, mid-chunk: the bytes
+the proxy carried beyond the file's size are what was sent again (target: at most one chunk).
+
+usage: bench/upload_client.py SERVER_BIN RECORDER_BIN SINK_BIN [SIZE_MIB=1024] [ROUNDS=3] [CHUNK_MIB=8]
+Needs ~2x SIZE_MIB free in $BENCH_DIR (default: the system temp directory).
+"""
+import base64, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
+
+server_bin, recorder_bin, sink_bin = sys.argv[1:4]
+SIZE_MIB = int(sys.argv[4]) if len(sys.argv) > 4 else 1024
+ROUNDS = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+CHUNK_MIB = int(sys.argv[6]) if len(sys.argv) > 6 else 8
+size = SIZE_MIB << 20
+work = tempfile.mkdtemp(prefix="upload-client-bench-", dir=os.environ.get("BENCH_DIR"))
+quiet = dict(os.environ, RUST_LOG="warn")
+
+
+def start(cmd):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=quiet)
+    line = p.stdout.readline()
+    m = re.search(r"listening on (http://\S+)", line)
+    if not m:
+        p.kill()
+        raise SystemExit(f"could not start {cmd[0]}: {line!r}")
+    return p, m.group(1)
+
+
+def timed_rss(cmd, env):
+    """Runs cmd to the end; returns (wall seconds, peak RSS MiB)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    dt = time.monotonic() - t0
+    err = p.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd[0]} failed ({os.waitstatus_to_exitcode(status)}): {err.strip()[-400:]}")
+    return dt, ru.ru_maxrss / 1024.0
+
+
+def curl(args):
+    hdr = os.path.join(work, "headers.txt")
+    t0 = time.monotonic()
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-D", hdr, "-w", "%{http_code}", "-H", "Expect:"] + args,
+                         capture_output=True, text=True, check=True)
+    return time.monotonic() - t0, int(out.stdout), open(hdr).read()
+
+
+def meta(d):
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in d.items())
+
+
+class CuttingProxy:
+    """Forwards one port to another; closes the first connection that has carried `cut_after`
+    bytes upstream. Counts every byte sent upstream."""
+
+    def __init__(self, target_port, cut_after):
+        self.target, self.cut_after, self.up, self.cut = target_port, cut_after, 0, False
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            c, _ = self.sock.accept()
+            s = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self.pipe, args=(c, s, True), daemon=True).start()
+            threading.Thread(target=self.pipe, args=(s, c, False), daemon=True).start()
+
+    def pipe(self, src, dst, upstream):
+        try:
+            while True:
+                b = src.recv(1 << 20)
+                if not b:
+                    break
+                if upstream:
+                    with self.lock:
+                        self.up += len(b)
+                        cut = not self.cut and self.up >= self.cut_after
+                        self.cut = self.cut or cut
+                    if cut:
+                        break
+                dst.sendall(b)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+data_dir = os.path.join(work, "data")
+admin = lambda *a: subprocess.run([server_bin, "--data-dir", data_dir, *a], check=True, capture_output=True, text=True,
+                                  env=dict(os.environ, CLASSROOM_PASSWORD="bench-password")).stdout
+admin("add-user", "--username", "bench", "--display-name", "Bench")
+channel = admin("add-channel", "--name", "Bench", "--manager", "bench").strip()
+out = admin("add-live-room", "--channel", channel, "--name", "Bench room", "--creator", "bench", "--breakout", "B1")
+room = re.search(r"live room (\S+)", out).group(1)
+breakout = re.search(r"breakout room (\S+)", out).group(1)
+
+src = os.path.join(work, "src.bin")
+with open(src, "wb") as f:
+    for _ in range(SIZE_MIB):
+        f.write(os.urandom(1 << 20))
+subprocess.run(["cat", src], stdout=subprocess.DEVNULL, check=True)  # into the page cache
+
+server, base = start([server_bin, "--data-dir", data_dir, "serve", "--addr", "127.0.0.1:0",
+                      "--max-upload-size", str(64 << 30)])
+sink_dir = os.path.join(work, "sink"); os.makedirs(sink_dir)
+sink, sink_base = start([sink_bin, "127.0.0.1:0", sink_dir])
+req = urllib.request.Request(base + "/api/sessions", data=json.dumps({"username": "bench", "password": "bench-password"}).encode(),
+                             headers={"content-type": "application/json"})
+token = json.load(urllib.request.urlopen(req))["token"]
+auth = ["-H", f"Authorization: Bearer {token}", "-H", "Tus-Resumable: 1.0.0"]
+client_env = dict(quiet, RECORDER_TOKEN=token)
+
+
+def clear_media():
+    # Keep the disk from filling up over rounds: stored files are not needed after timing.
+    for f in os.listdir(os.path.join(data_dir, "media")):
+        os.remove(os.path.join(data_dir, "media", f))
+
+
+def client_upload(server_url, n):
+    queue = os.path.join(work, f"queue-{n}.json")
+    return timed_rss([recorder_bin, "upload", src, "--any-file", "--server", server_url, "--live-room", room,
+                      "--breakout-room", breakout, "--title", f"client #{n}", "--queue", queue,
+                      "--chunk-mib", str(CHUNK_MIB), "--max-retry-wait", "2"], client_env)
+
+
+client_s, client_rss, curl_s, sink_s = [], [], [], []
+for r in range(ROUNDS):
+    dt, rss = client_upload(base, r)
+    client_s.append(dt); client_rss.append(rss)
+    clear_media()
+    _, st, hdrs = curl(["-X", "POST", *auth, "-H", f"Upload-Length: {size}", "-H",
+                        "Upload-Metadata: " + meta({"live_room": room, "breakout_room": breakout, "title": f"curl #{r}",
+                                                    "started_at": "2025-01-01T00:00:00Z", "duration_ms": "0"}), base + "/files/"])
+    assert st == 201, (st, hdrs)
+    loc = re.search(r"(?im)^location:\s*(\S+)", hdrs).group(1)
+    dt, st, hdrs = curl(["-X", "PATCH", *auth, "-H", "Content-Type: application/offset+octet-stream",
+                         "-H", "Upload-Offset: 0", "-T", src, base + loc])
+    assert st == 204, (st, hdrs)
+    curl_s.append(dt)
+    clear_media()
+    dt, st, _ = curl(["-T", src, sink_base + "/sink"])
+    assert st == 200, st
+    sink_s.append(dt)
+    for f in os.listdir(sink_dir):
+        os.remove(os.path.join(sink_dir, f))
+
+# One cut connection, a third of the way in and not on a chunk boundary.
+cut_at = size // 3 + (CHUNK_MIB << 19)
+proxy = CuttingProxy(int(base.rsplit(":", 1)[1]), cut_at)
+cut_dt, cut_rss = client_upload(f"http://127.0.0.1:{proxy.port}", "cut")
+resent = proxy.up - size
+assert proxy.cut, "the proxy never cut the connection"
+
+server_rss = None
+with open(f"/proc/{server.pid}/status") as f:
+    for l in f:
+        if l.startswith("VmHWM:"):
+            server_rss = int(l.split()[1]) / 1024.0
+for p in (server, sink):
+    p.terminate(); p.wait()
+shutil.rmtree(work, ignore_errors=True)
+
+ct, kt, st = statistics.median(client_s), statistics.median(curl_s), statistics.median(sink_s)
+print(f"file: {SIZE_MIB} MiB over loopback, {ROUNDS} rounds interleaved, medians; client chunk {CHUNK_MIB} MiB")
+print(f"  client (recorder upload, chunked + SHA-256 per chunk): {SIZE_MIB / ct:7.0f} MiB/s")
+print(f"  curl, one tus PATCH to the same server:               {SIZE_MIB / kt:7.0f} MiB/s")
+print(f"  ratio client / curl:                                  {kt / ct:7.2f}   (target >= 0.9)")
+print(f"  curl PUT to a plain sink (ceiling, for reference):    {SIZE_MIB / st:7.0f} MiB/s")
+print(f"  client peak RSS:                                      {max(client_rss + [cut_rss]):7.1f} MiB (target <= 64)")
+print(f"  after one cut connection: resent {resent / (1 << 20):.2f} MiB (one chunk = {CHUNK_MIB} MiB; target <= one chunk),"
+      f" upload took {cut_dt:.1f} s")
+print(f"  server peak RSS: {server_rss:.1f} MiB")
+print("runs (s):", json.dumps({"client": [round(x, 3) for x in client_s], "curl": [round(x, 3) for x in curl_s],
+                               "sink": [round(x, 3) for x in sink_s]}))
