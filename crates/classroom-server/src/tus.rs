@@ -267,24 +267,35 @@ struct Checksum {
 enum Algorithm {
     Sha1,
     Sha256,
+    Crc32,
 }
 
 enum ChunkHasher {
     Sha1(Sha1),
     Sha256(Sha256),
+    Crc32(crc32fast::Hasher),
 }
 
 impl ChunkHasher {
+    fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha1 => ChunkHasher::Sha1(Sha1::new()),
+            Algorithm::Sha256 => ChunkHasher::Sha256(Sha256::new()),
+            Algorithm::Crc32 => ChunkHasher::Crc32(crc32fast::Hasher::new()),
+        }
+    }
     fn update(&mut self, b: &[u8]) {
         match self {
             ChunkHasher::Sha1(h) => h.update(b),
             ChunkHasher::Sha256(h) => h.update(b),
+            ChunkHasher::Crc32(h) => h.update(b),
         }
     }
     fn finish(self) -> Vec<u8> {
         match self {
             ChunkHasher::Sha1(h) => h.finalize().to_vec(),
             ChunkHasher::Sha256(h) => h.finalize().to_vec(),
+            ChunkHasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
         }
     }
 }
@@ -303,6 +314,7 @@ fn checksum_header(headers: &HeaderMap) -> Result<Option<Checksum>, ApiError> {
     let (algorithm, len) = match alg {
         "sha1" => (Algorithm::Sha1, 20),
         "sha256" => (Algorithm::Sha256, 32),
+        "crc32" => (Algorithm::Crc32, 4),
         _ => {
             return Err(ApiError::bad_request(format!(
                 "unsupported checksum algorithm; use one of {}",
@@ -701,10 +713,7 @@ async fn write_chunk(
         _ if offset == 0 => Some(Sha256::new()),
         _ => None,
     };
-    let chunk_hasher = checksum.as_ref().map(|c| match c.algorithm {
-        Algorithm::Sha1 => ChunkHasher::Sha1(Sha1::new()),
-        Algorithm::Sha256 => ChunkHasher::Sha256(Sha256::new()),
-    });
+    let chunk_hasher = checksum.as_ref().map(|c| ChunkHasher::new(c.algorithm));
     // A few frames in flight between the network and the disk: enough to keep both busy,
     // small enough that memory does not depend on the upload's size.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);

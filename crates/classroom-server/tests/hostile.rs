@@ -102,6 +102,20 @@ async fn hostile_tus_requests_get_clear_4xx_and_corrupt_nothing() {
             460,
         ),
         (
+            "PATCH bad crc32 checksum",
+            p(&t, "100")
+                .header("upload-checksum", "crc32 AAAAAA==")
+                .body(good.to_vec()),
+            460,
+        ),
+        (
+            "PATCH crc32 checksum, wrong digest length",
+            p(&t, "100")
+                .header("upload-checksum", "crc32 AAAAAAAA")
+                .body(good.to_vec()),
+            400,
+        ),
+        (
             "PATCH checksum, unsupported algorithm",
             p(&t, "100")
                 .header("upload-checksum", "md5 AAAAAAAAAAAAAAAAAAAAAA==")

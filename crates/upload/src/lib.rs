@@ -29,7 +29,7 @@ pub use fingerprint::Fingerprint;
 pub use progress::{Activity, ItemProgress, Progress};
 pub use queue::{Destination, Item, Queue, QueueFile, State};
 pub use runner::{ItemReport, RunMode, RunReport, Runner, RunnerConfig, RunnerHandle};
-pub use tus::{Auth, ClientConfig, TusClient};
+pub use tus::{Auth, ChecksumAlgorithm, ClientConfig, TusClient};
 
 /// How [`enqueue`] treats the file.
 #[derive(Debug, Clone, Copy, Default)]

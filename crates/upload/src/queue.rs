@@ -355,6 +355,13 @@ fn flock(file: &File, nonblocking: bool) -> std::io::Result<()> {
     }
 }
 
+/// Another handle on the same file (each handle sweeps stale temporary files once).
+impl Clone for QueueFile {
+    fn clone(&self) -> Self {
+        QueueFile::new(self.path.clone())
+    }
+}
+
 impl QueueFile {
     /// The queue at `path` (nothing is touched until it is read or changed).
     pub fn new(path: impl Into<PathBuf>) -> QueueFile {

@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -35,7 +36,7 @@ use crate::error::{QueueError, TusError};
 use crate::fingerprint::{Fingerprint, hash_into, hex};
 use crate::progress::{Activity, ItemProgress, Progress, RateMeter};
 use crate::queue::{Item, QueueFile, State, now_rfc3339};
-use crate::tus::{ClientConfig, ServerInfo, TusClient, UploadState};
+use crate::tus::{ChecksumAlgorithm, ClientConfig, ServerInfo, TusClient, UploadState};
 
 /// `Upload-Metadata` keys the classroom server reads (shared with it, so they cannot drift).
 pub use classroom_api::tus::meta;
@@ -145,6 +146,8 @@ pub struct Runner {
     /// Running SHA-256 of each item's first `n` confirmed bytes, kept across attempts so a
     /// resume in the same process does not re-read the file.
     verified: Mutex<HashMap<String, (u64, Sha256)>>,
+    /// What each endpoint said to `OPTIONS` (asked once per runner), for its checksum.
+    servers: Mutex<HashMap<String, ServerInfo>>,
 }
 
 /// How one attempt at an item ended.
@@ -174,6 +177,9 @@ enum RetryKind {
 struct Chunk {
     offset: u64,
     data: bytes::Bytes,
+    /// The `Upload-Checksum` header value, computed with the read (off the async runtime and
+    /// while the previous chunk is on the wire).
+    checksum: Option<String>,
     hash_after: Sha256,
 }
 
@@ -220,6 +226,7 @@ impl Runner {
                 progress,
             }),
             verified: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -598,15 +605,7 @@ impl Runner {
     async fn create(&self, client: &TusClient, item: &Item) -> Result<Url, Failure> {
         let endpoint = Url::parse(&item.destination.endpoint)
             .map_err(|e| Failure::Tus(TusError::Request(format!("bad endpoint: {e}"))))?;
-        let mut info = ServerInfo::default();
-        if self.config.discover {
-            match client.options(&endpoint).await {
-                Ok(i) => info = i,
-                Err(e @ TusError::Network { .. }) => return Err(Failure::Tus(e)),
-                // OPTIONS is optional in tus; a server without it is still usable.
-                Err(e) => tracing::debug!(error = %e, "OPTIONS failed; going on without it"),
-            }
-        }
+        let info = self.server_info(client, item).await?;
         if let Some(max) = info.max_size {
             if item.file.size > max {
                 return Err(Failure::Tus(TusError::Status {
@@ -635,6 +634,29 @@ impl Runner {
         }
         tracing::info!(item = %item.id, upload = %url, "upload created");
         Ok(url)
+    }
+
+    /// What the item's endpoint answered to `OPTIONS`: asked once per runner, and nothing
+    /// known when `discover` is off or the server has no `OPTIONS` (it is optional in tus).
+    async fn server_info(&self, client: &TusClient, item: &Item) -> Result<ServerInfo, Failure> {
+        let key = &item.destination.endpoint;
+        if let Some(i) = self.servers.lock().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(i);
+        }
+        let mut info = ServerInfo::default();
+        if self.config.discover {
+            let endpoint = Url::parse(key)
+                .map_err(|e| Failure::Tus(TusError::Request(format!("bad endpoint: {e}"))))?;
+            match client.options(&endpoint).await {
+                Ok(i) => info = i,
+                Err(e @ TusError::Network { .. }) => return Err(Failure::Tus(e)),
+                Err(e) => tracing::debug!(error = %e, "OPTIONS failed; going on without it"),
+            }
+        }
+        if let Ok(mut m) = self.servers.lock() {
+            m.insert(key.clone(), info.clone());
+        }
+        Ok(info)
     }
 
     /// Finds where the server is: the stored upload if it still exists, else a new one.
@@ -717,10 +739,11 @@ impl Runner {
         &self,
         item: &Item,
         file: &Arc<File>,
-        offset: u64,
-        mut hash: Sha256,
+        at: (u64, Sha256),
+        checksum: Option<ChecksumAlgorithm>,
         url: &Url,
     ) -> tokio::task::JoinHandle<Result<Chunk, Failure>> {
+        let (offset, mut hash) = at;
         let file = file.clone();
         let path = item.path.clone();
         let fp: Fingerprint = item.file.clone();
@@ -730,13 +753,24 @@ impl Runner {
         tokio::task::spawn_blocking(move || {
             let bad = |p: String| Failure::File(p, Some(url.clone()));
             fp.check_stat(&path).map_err(|p| bad(p.to_string()))?;
-            let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, offset)
+            // read_to_end fills spare capacity without zeroing it first.
+            let mut buf = Vec::with_capacity(len);
+            let reader = PositionedReader {
+                file: &file,
+                pos: offset,
+            };
+            reader
+                .take(len as u64)
+                .read_to_end(&mut buf)
                 .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+            if buf.len() != len {
+                return Err(bad(format!("{} is shorter than expected", path.display())));
+            }
             fp.check_stat(&path).map_err(|p| bad(p.to_string()))?;
             hash.update(&buf);
             Ok(Chunk {
                 offset,
+                checksum: checksum.map(|c| c.header(&buf)),
                 data: bytes::Bytes::from(buf),
                 hash_after: hash,
             })
@@ -762,7 +796,7 @@ impl Runner {
                 Some(url.clone()),
             )
         })?);
-        let checksum = true;
+        let checksum = self.server_info(client, item).await?.checksum();
         let mut offset = state.offset;
         let mut meter = RateMeter::new(Duration::from_secs(5));
         meter.record(Instant::now(), offset);
@@ -771,7 +805,7 @@ impl Runner {
         let mut conflicts = 0u32;
         let mut checksum_failures = 0u32;
         let hash = self.hash_at(item, &file, offset).await?;
-        let mut next = Some(self.read_chunk(item, &file, offset, hash, &url));
+        let mut next = Some(self.read_chunk(item, &file, (offset, hash), checksum, &url));
         loop {
             let Some(pending) = next.take() else {
                 break;
@@ -791,11 +825,22 @@ impl Runner {
                 }
             } else {
                 // Read ahead while this chunk is on the wire.
-                next = Some(self.read_chunk(item, &file, end, chunk.hash_after.clone(), &url));
+                next = Some(self.read_chunk(
+                    item,
+                    &file,
+                    (end, chunk.hash_after.clone()),
+                    checksum,
+                    &url,
+                ));
             }
             tally.wire_bytes += chunk.data.len() as u64;
             match client
-                .patch(&url, chunk.offset, chunk.data.clone(), checksum)
+                .patch(
+                    &url,
+                    chunk.offset,
+                    chunk.data.clone(),
+                    chunk.checksum.as_deref(),
+                )
                 .await
             {
                 Ok(st) if st.offset == end => {
@@ -841,7 +886,7 @@ impl Runner {
                     // (A chunk read ahead is dropped with the handle it is replaced by.)
                     offset = self.resync(client, &url, size).await?;
                     let hash = self.hash_at(item, &file, offset).await?;
-                    next = Some(self.read_chunk(item, &file, offset, hash, &url));
+                    next = Some(self.read_chunk(item, &file, (offset, hash), checksum, &url));
                 }
                 Err(TusError::Status { status: 409, .. }) if conflicts < 5 => {
                     conflicts += 1;
@@ -852,13 +897,13 @@ impl Runner {
                         return self.complete(client, item, &url, st.media_entry).await;
                     }
                     let hash = self.hash_at(item, &file, offset).await?;
-                    next = Some(self.read_chunk(item, &file, offset, hash, &url));
+                    next = Some(self.read_chunk(item, &file, (offset, hash), checksum, &url));
                 }
                 Err(TusError::Status { status: 460, .. }) if checksum_failures < 3 => {
                     // Corrupted on the way: nothing was kept, send the same bytes again.
                     checksum_failures += 1;
                     let hash = self.hash_at(item, &file, offset).await?;
-                    next = Some(self.read_chunk(item, &file, offset, hash, &url));
+                    next = Some(self.read_chunk(item, &file, (offset, hash), checksum, &url));
                 }
                 Err(TusError::Status {
                     status: 404 | 410, ..

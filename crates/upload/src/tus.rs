@@ -80,11 +80,50 @@ pub struct ServerInfo {
 }
 
 impl ServerInfo {
-    /// Whether to send `Upload-Checksum: sha256 …`: when the server lists sha256, or when it
-    /// did not answer OPTIONS at all (sending it to a server without the extension is harmless;
-    /// tus servers ignore unknown headers).
-    pub fn wants_sha256(&self) -> bool {
-        self.extensions.is_empty() || self.checksum_algorithms.iter().any(|a| a == "sha256")
+    /// The checksum to send with every chunk: the cheapest the server lists (a CRC finds
+    /// transmission errors as well as a hash, at a fraction of the CPU on both ends), sha256
+    /// when the server did not answer OPTIONS (sending it to a server without the extension
+    /// is harmless: tus servers ignore unknown headers), none when it lists none we know.
+    pub fn checksum(&self) -> Option<ChecksumAlgorithm> {
+        if self.extensions.is_empty() {
+            return Some(ChecksumAlgorithm::Sha256);
+        }
+        ChecksumAlgorithm::PREFERENCE
+            .into_iter()
+            .find(|a| self.checksum_algorithms.iter().any(|s| s == a.name()))
+    }
+}
+
+/// An `Upload-Checksum` algorithm of the tus checksum extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumAlgorithm {
+    /// CRC-32 (IEEE), the 4-byte value big-endian.
+    Crc32,
+    Sha256,
+    /// The one every tus server with the checksum extension must accept.
+    Sha1,
+}
+
+impl ChecksumAlgorithm {
+    /// Cheapest first.
+    pub const PREFERENCE: [ChecksumAlgorithm; 3] = [Self::Crc32, Self::Sha256, Self::Sha1];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Crc32 => "crc32",
+            Self::Sha256 => "sha256",
+            Self::Sha1 => "sha1",
+        }
+    }
+
+    /// The `Upload-Checksum` header value for `data`.
+    pub fn header(self, data: &[u8]) -> String {
+        let digest = match self {
+            Self::Crc32 => crc32fast::hash(data).to_be_bytes().to_vec(),
+            Self::Sha256 => Sha256::digest(data).to_vec(),
+            Self::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        };
+        format!("{} {}", self.name(), STANDARD.encode(digest))
     }
 }
 
@@ -131,11 +170,6 @@ pub fn encode_metadata(meta: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k} {}", STANDARD.encode(v.as_bytes())))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// `Upload-Checksum` value for `data`.
-pub fn sha256_header(data: &[u8]) -> String {
-    format!("sha256 {}", STANDARD.encode(Sha256::digest(data)))
 }
 
 fn method_name(m: &Method) -> &'static str {
@@ -316,22 +350,23 @@ impl TusClient {
         })
     }
 
-    /// `PATCH`: sends `data` at `offset`, with its SHA-256 when `checksum` is true. Returns the
-    /// server's new offset (and the media entry when this completed the upload).
+    /// `PATCH`: sends `data` at `offset`, with its `Upload-Checksum` header value when given
+    /// (see [`ChecksumAlgorithm::header`]; computed by the caller, off the async runtime).
+    /// Returns the server's new offset (and the media entry when this completed the upload).
     pub async fn patch(
         &self,
         upload: &Url,
         offset: u64,
         data: bytes::Bytes,
-        checksum: bool,
+        checksum: Option<&str>,
     ) -> Result<UploadState, TusError> {
         let m = Method::PATCH;
         let mut req = self
             .request(m.clone(), upload)
             .header("upload-offset", offset.to_string())
             .header(reqwest::header::CONTENT_TYPE, OFFSET_OCTET_STREAM);
-        if checksum {
-            req = req.header("upload-checksum", sha256_header(&data));
+        if let Some(c) = checksum {
+            req = req.header("upload-checksum", c);
         }
         let resp = self
             .send(
@@ -442,11 +477,55 @@ mod tests {
         m.insert("title".to_string(), "Group A".to_string());
         m.insert("live_room".to_string(), "lr_1".to_string());
         assert_eq!(encode_metadata(&m), "live_room bHJfMQ==,title R3JvdXAgQQ==");
-        // SHA-256("abc") in base64.
-        assert_eq!(
-            sha256_header(b"abc"),
-            "sha256 ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
-        );
+        // (algorithm, data, header): the published digests of "abc" (CRC-32 0x352441C2).
+        let cases = [
+            (
+                ChecksumAlgorithm::Sha256,
+                "sha256 ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=",
+            ),
+            (ChecksumAlgorithm::Sha1, "sha1 qZk+NkcGgWq6PiVxeFDCbJzQ2J0="),
+            (ChecksumAlgorithm::Crc32, "crc32 NSRBwg=="),
+        ];
+        for (alg, want) in cases {
+            assert_eq!(alg.header(b"abc"), want, "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn picks_the_cheapest_checksum_the_server_lists() {
+        let info = |ext: &str, algs: &str| ServerInfo {
+            extensions: ext
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            checksum_algorithms: algs
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            ..ServerInfo::default()
+        };
+        // (Tus-Extension, Tus-Checksum-Algorithm, chosen)
+        let cases = [
+            ("", "", Some(ChecksumAlgorithm::Sha256)),
+            (
+                "creation,checksum",
+                "sha1,sha256,crc32",
+                Some(ChecksumAlgorithm::Crc32),
+            ),
+            (
+                "creation,checksum",
+                "md5,sha1,sha256",
+                Some(ChecksumAlgorithm::Sha256),
+            ),
+            ("creation,checksum", "sha1", Some(ChecksumAlgorithm::Sha1)),
+            ("creation,checksum", "md5", None),
+            ("creation", "", None),
+        ];
+        for (ext, algs, want) in cases {
+            assert_eq!(info(ext, algs).checksum(), want, "{ext:?} {algs:?}");
+        }
     }
 
     #[test]
