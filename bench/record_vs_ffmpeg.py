@@ -73,7 +73,7 @@ def run(cmd, first_frame_pattern):
 # The recorder's libx264 options (encode::Settings::bounded_memory_x264); the ffmpeg CLI is
 # measured twice: with the issue's literal command (x264's defaults) and with these options too,
 # so the CPU ratio compares the same encoder work.
-X264 = f"threads={min(max(os.cpu_count() or 2, 1), 4)}:sliced-threads=1:rc-lookahead=3:sync-lookahead=0"
+X264 = f"threads={min(max(os.cpu_count() or 2, 1), 4)}:sliced-threads=1:rc-lookahead=3:sync-lookahead=0:b-pyramid=none"
 
 
 def ffmpeg_cmd(out, extra=()):
@@ -118,7 +118,7 @@ for i in range(ROUNDS):
 # separate runs (RUSAGE_CHILDREN's maxrss is a maximum over all children, not per program).
 def hwm(cmd):
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(min(SECS, 10.0))
+    time.sleep(SECS)
     peak = 0
     try:
         with open(f"/proc/{p.pid}/status") as f:
@@ -154,5 +154,6 @@ print(f"{'peak RSS (MB)':26}" + "".join(f"{rss[n]:17.1f}" for n in names))
 for other in names[1:]:
     print(f"\nCPU ratio recorder/{other}: {med('recorder','cpu') / med(other,'cpu'):.3f}  (target <= 1.0)"
           f"   RSS ratio: {rss['recorder'] / rss[other]:.2f}")
+print("per run:", json.dumps({n: [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k in ("cpu", "dropped")} for r in results[n]] for n in names}))
 print(f"targets: no dropped frames, peak RSS <= 150 MB, stop latency <= 0.5 s")
 print(f"files kept in {work}")

@@ -53,6 +53,9 @@ pub enum CaptureError {
     Shm(#[source] std::io::Error),
     #[error("X request failed: {0}")]
     X11(String),
+    /// A source that converts frames as it captures them could not convert one.
+    #[error("cannot convert the captured picture: {0}")]
+    Convert(String),
     #[error("audio: {0}")]
     Audio(String),
     #[error("audio device {0:?} not found (list devices with `recorder devices`)")]

@@ -17,7 +17,8 @@ use crate::Result;
 use crate::clock::RecordingClock;
 use crate::shm::ShmSegment;
 
-/// Pixels of one frame: BGRX, 4 bytes per pixel, rows `stride` bytes apart.
+/// Pixels of one frame: BGRX, 4 bytes per pixel, rows `stride` bytes apart; or, from a
+/// source that converts as it captures, already in the encoder's format.
 #[derive(Debug)]
 pub enum PixelBuffer {
     Heap(Vec<u8>),
@@ -26,12 +27,15 @@ pub enum PixelBuffer {
         seg: ShmSegment,
         xid: u32,
     },
+    /// Converted for the encoder on the capture thread, laid out as the converting source
+    /// says (the recorder's converting source: planar YUV 4:2:0).
+    Converted(Vec<u8>),
 }
 
 impl PixelBuffer {
     pub fn bytes(&self) -> &[u8] {
         match self {
-            PixelBuffer::Heap(v) => v,
+            PixelBuffer::Heap(v) | PixelBuffer::Converted(v) => v,
             PixelBuffer::Shm { seg, .. } => seg.as_slice(),
         }
     }

@@ -197,3 +197,109 @@ fn refuses_to_overwrite_and_reports_bad_input() {
     w.write_video(&vec![0u8; 256 * 64], 0).unwrap();
     w.finish().unwrap();
 }
+
+/// Mean absolute difference between the decoded pictures of two files (gray, 8-bit).
+fn picture_difference(a: &std::path::Path, b: &std::path::Path) -> f64 {
+    let gray = |p: &std::path::Path| {
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(p)
+            .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+            .output()
+            .unwrap()
+            .stdout
+    };
+    let (x, y) = (gray(a), gray(b));
+    assert_eq!(x.len(), y.len(), "same number of decoded pixels");
+    let sum: u64 = x
+        .iter()
+        .zip(&y)
+        .map(|(p, q)| u64::from(p.abs_diff(*q)))
+        .sum();
+    sum as f64 / x.len().max(1) as f64
+}
+
+#[test]
+fn pictures_converted_on_another_thread_are_encoded_in_place_and_every_buffer_comes_back() {
+    use std::sync::mpsc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = VideoParams {
+        in_width: 333,
+        in_height: 201,
+        in_stride: 333 * 4 + 12,
+        out_width: 332,
+        out_height: 200,
+        fps: 30,
+    };
+    let frames = 60u64;
+    let (converted, direct) = (
+        dir.path().join("converted.mp4"),
+        dir.path().join("direct.mp4"),
+    );
+
+    // Conversion happens on a thread of its own, as on the capture thread; two buffers
+    // circulate, so a buffer that never came back would stall the loop (recv fails).
+    let (to_encoder, from_capture) = mpsc::sync_channel::<(u64, Vec<u8>)>(2);
+    let (recycle, recycled) = mpsc::sync_channel::<Vec<u8>>(2);
+    let capture = std::thread::spawn(move || {
+        let mut conv = encode::Converter::new(p).unwrap();
+        let len = conv.layout().len();
+        let mut spare = vec![vec![0u8; len], vec![0u8; len]];
+        for n in 0..frames {
+            let mut buf = spare.pop().unwrap_or_else(|| recycled.recv().unwrap());
+            conv.convert(&pattern(p.in_width, p.in_height, p.in_stride, n), &mut buf)
+                .unwrap();
+            to_encoder.send((n, buf)).unwrap();
+        }
+        // Both buffers come back once the encoder is done with them.
+        (0..2)
+            .map(|_| recycled.recv().unwrap().len())
+            .collect::<Vec<_>>()
+    });
+    let mut w = Mp4Writer::create(&converted, p, false, &Settings::default()).unwrap();
+    let mut returned = 0;
+    for (n, buf) in from_capture.iter() {
+        let recycle = recycle.clone();
+        w.write_converted_video(buf, n, move |b| recycle.send(b).unwrap())
+            .unwrap();
+        returned += 1;
+        if n == frames - 1 {
+            break;
+        }
+    }
+    // A stale index is skipped, and its buffer still comes back.
+    let len = encode::I420Layout::new(p.out_width, p.out_height).len();
+    let (back_tx, back_rx) = mpsc::channel();
+    w.write_converted_video(vec![0u8; len], 5, move |b| back_tx.send(b.len()).unwrap())
+        .unwrap();
+    assert_eq!(
+        back_rx.recv().unwrap(),
+        len,
+        "skipped frame's buffer returned"
+    );
+    // A short buffer is refused, and returned too.
+    let (back_tx, back_rx) = mpsc::channel();
+    assert!(
+        w.write_converted_video(vec![0u8; 10], frames, move |b| back_tx
+            .send(b.len())
+            .unwrap())
+            .is_err()
+    );
+    assert_eq!(back_rx.recv().unwrap(), 10);
+    let summary = w.finish().unwrap();
+    drop(recycle);
+    assert_eq!(capture.join().unwrap(), vec![len, len]);
+    assert_eq!((returned, summary.video_frames), (frames, frames));
+
+    // The same frames through the BGRX path make the same pictures.
+    let mut w = Mp4Writer::create(&direct, p, false, &Settings::default()).unwrap();
+    for n in 0..frames {
+        w.write_video(&pattern(p.in_width, p.in_height, p.in_stride, n), n)
+            .unwrap();
+    }
+    w.finish().unwrap();
+    assert_eq!(decode_errors(&converted), "");
+    let diff = picture_difference(&converted, &direct);
+    assert!(diff < 0.5, "pictures differ by {diff} per pixel");
+}

@@ -1,6 +1,7 @@
 //! A recording session of a breakout room's stage: capture, mix and encode on separate threads,
 //! watch the disk, stop cleanly. The `recorder` command line and the desktop app both drive it.
 
+mod convert;
 pub mod disk;
 pub mod naming;
 pub mod session;

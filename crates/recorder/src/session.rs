@@ -42,7 +42,8 @@ pub struct RecordingConfig {
     /// Stop by itself after this long.
     pub max_duration: Option<Duration>,
     pub settings: Settings,
-    /// Frame buffers in circulation between capture and encoder.
+    /// Converted frames in circulation between capture and encoder (3.1 MB each at 1080p);
+    /// how many frames the encoder may fall behind before capture drops one.
     pub pool_size: usize,
 }
 
@@ -212,7 +213,7 @@ impl Recording {
 
     /// Starts recording from any frame source (tests use a synthetic one).
     pub fn start_with_source(
-        mut source: Box<dyn FrameSource>,
+        source: Box<dyn FrameSource>,
         origin: StageOrigin,
         cfg: RecordingConfig,
     ) -> Result<Recording, RecordError> {
@@ -226,6 +227,8 @@ impl Recording {
             out_height: size.height,
             fps: cfg.fps,
         };
+        let mut source: Box<dyn FrameSource> =
+            Box::new(crate::convert::ConvertOnCapture::new(source, params)?);
 
         let (event_tx, events) = bounded(64);
         let shared = Arc::new(Shared {
@@ -565,9 +568,22 @@ fn run_encoder(
         let r = select! {
             recv(frames_rx) -> f => match f {
                 Ok(f) => {
-                    let r = writer.write_video(f.pixels.bytes(), f.index);
-                    let _ = recycle.try_send(f.pixels);
-                    r
+                    match f.pixels {
+                        // Converted on the capture thread: encoded in place, back to the pool
+                        // once x264 has read it.
+                        PixelBuffer::Converted(data) => {
+                            let recycle = recycle.clone();
+                            writer.write_converted_video(data, f.index, move |v| {
+                                let _ = recycle.try_send(PixelBuffer::Converted(v));
+                            })
+                        }
+                        // Raw pixels go back to capture once converted, before x264 runs.
+                        raw => {
+                            let converted = writer.convert_video(raw.bytes(), f.index);
+                            let _ = recycle.try_send(raw);
+                            converted.and_then(|_| writer.encode_converted_video())
+                        }
+                    }
                 }
                 Err(_) => {
                     video_open = false;
