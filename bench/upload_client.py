@@ -42,8 +42,17 @@ def start(cmd):
     return p, m.group(1)
 
 
+def settle():
+    """Starts every timed run from the same state: the previous run's dirty pages written out.
+    Without it, whichever run came next paid for the previous one's writeback (seen here:
+    the same upload at 213 and at 627 MiB/s depending on what ran before)."""
+    os.sync()
+    time.sleep(0.5)
+
+
 def timed_rss(cmd, env):
     """Runs cmd to the end; returns (wall seconds, peak RSS MiB)."""
+    settle()
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, ru = os.wait4(p.pid, 0)
@@ -56,6 +65,7 @@ def timed_rss(cmd, env):
 
 def curl(args):
     hdr = os.path.join(work, "headers.txt")
+    settle()
     t0 = time.monotonic()
     out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-D", hdr, "-w", "%{http_code}", "-H", "Expect:"] + args,
                          capture_output=True, text=True, check=True)

@@ -1,8 +1,13 @@
-//! What a local file was when it was queued: size, modification time and SHA-256. The cheap
-//! part (size + mtime) is checked before and after reading every chunk; the hash is compared
-//! with what was sent before the last chunk completes the upload, and with the server's media
-//! entry afterwards. A recording that changed after it was queued must never become a media
-//! entry.
+//! What a local file was when it was queued: size, modification time, change time, identity
+//! (device and inode) and SHA-256. The cheap part is checked before and after reading every
+//! chunk; the hash is compared with the server's media entry once the upload is complete.
+//!
+//! Why the stat check is enough while sending: any write to a file, or a rename of another
+//! file over it, moves its change time (ctime) or its inode, and unlike the modification time
+//! no ordinary user can set the ctime back. So bytes read between two matching checks are the
+//! bytes that were hashed at queueing time, and a recording that changed after it was queued
+//! never becomes a media entry. Re-hashing every chunk on the way out used to cost a second
+//! full SHA-256 pass of every upload (README, issue #4's benchmark).
 
 use std::fs::File;
 use std::io::Read;
@@ -21,15 +26,24 @@ pub struct Fingerprint {
     pub size: u64,
     /// Modification time in nanoseconds since the Unix epoch.
     pub mtime_ns: i128,
+    /// Status change time in nanoseconds since the Unix epoch (0: not recorded, from a queue
+    /// written by an older version; then it is not compared).
+    #[serde(default)]
+    pub ctime_ns: i128,
+    /// Device and inode numbers (0, 0: not recorded, as above).
+    #[serde(default)]
+    pub file_id: (u64, u64),
     /// SHA-256 of the whole file, lowercase hex.
     pub sha256: String,
 }
 
-/// Size and modification time: what can be checked without reading the file.
+/// What can be checked without reading the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
     pub size: u64,
     pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub file_id: (u64, u64),
 }
 
 /// Why a file no longer matches its fingerprint.
@@ -41,8 +55,9 @@ pub enum FileProblem {
     Changed(String),
 }
 
-/// Size and mtime of `path` (following symlinks, like the reads that follow).
+/// Size, times and identity of `path` (following symlinks, like the reads that follow).
 pub fn stat(path: &Path) -> std::io::Result<Stat> {
+    use std::os::unix::fs::MetadataExt;
     let md = std::fs::metadata(path)?;
     if !md.is_file() {
         return Err(std::io::Error::new(
@@ -57,6 +72,8 @@ pub fn stat(path: &Path) -> std::io::Result<Stat> {
     Ok(Stat {
         size: md.len(),
         mtime_ns,
+        ctime_ns: i128::from(md.ctime()) * 1_000_000_000 + i128::from(md.ctime_nsec()),
+        file_id: (md.dev(), md.ino()),
     })
 }
 
@@ -102,11 +119,13 @@ impl Fingerprint {
         Ok(Fingerprint {
             size: after.size,
             mtime_ns: after.mtime_ns,
+            ctime_ns: after.ctime_ns,
+            file_id: after.file_id,
             sha256: hex(&hasher.finalize()),
         })
     }
 
-    /// The cheap check: the file is there with the same size and modification time.
+    /// The cheap check: the file is there, the same file, with the same size and times.
     pub fn check_stat(&self, path: &Path) -> Result<(), FileProblem> {
         let now = stat(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
@@ -124,6 +143,16 @@ impl Fingerprint {
         if now.mtime_ns != self.mtime_ns {
             return Err(FileProblem::Changed(
                 "its modification time is different".into(),
+            ));
+        }
+        if self.file_id != (0, 0) && now.file_id != self.file_id {
+            return Err(FileProblem::Changed(
+                "another file was put in its place".into(),
+            ));
+        }
+        if self.ctime_ns != 0 && now.ctime_ns != self.ctime_ns {
+            return Err(FileProblem::Changed(
+                "it was written to or its times were reset".into(),
             ));
         }
         Ok(())
@@ -168,6 +197,48 @@ mod tests {
         f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(5))
             .unwrap();
         assert!(matches!(fp.check_stat(&p), Err(FileProblem::Changed(_))));
+
+        // Same size, modification time set back: the change time still tells.
+        std::fs::write(&p, b"abc").unwrap();
+        let fp = Fingerprint::compute(&p).unwrap();
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&p, b"xyz").unwrap();
+        File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert!(matches!(fp.check_stat(&p), Err(FileProblem::Changed(_))));
+
+        // Another file renamed over it, same size and modification time.
+        std::fs::write(&p, b"abc").unwrap();
+        let fp = Fingerprint::compute(&p).unwrap();
+        let other = dir.path().join("other.bin");
+        std::fs::write(&other, b"abd").unwrap();
+        File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_modified(std::fs::metadata(&p).unwrap().modified().unwrap())
+            .unwrap();
+        std::fs::rename(&other, &p).unwrap();
+        assert!(matches!(fp.check_stat(&p), Err(FileProblem::Changed(_))));
+
+        // A queue written before change times were recorded still loads and checks the rest.
+        let old = Fingerprint {
+            ctime_ns: 0,
+            file_id: (0, 0),
+            ..Fingerprint::compute(&p).unwrap()
+        };
+        let json = serde_json::to_string(&old)
+            .unwrap()
+            .replace(",\"ctime_ns\":0,\"file_id\":[0,0]", "");
+        assert!(!json.contains("ctime"), "{json}");
+        let back: Fingerprint = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, old);
+        back.check_stat(&p).unwrap();
 
         std::fs::remove_file(&p).unwrap();
         assert!(matches!(fp.check_stat(&p), Err(FileProblem::Missing(_))));

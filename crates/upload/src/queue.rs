@@ -615,6 +615,8 @@ mod tests {
             Fingerprint {
                 size: 100,
                 mtime_ns: 1,
+                ctime_ns: 1,
+                file_id: (1, 1),
                 sha256: "a".repeat(64),
             },
             Destination {

@@ -14,10 +14,12 @@
 //! | local file gone or changed | failed; the partial upload is terminated on the server |
 //!
 //! Bytes are read in chunks with `pread` on a blocking thread while the previous chunk is on
-//! the wire (two chunks in memory at most). Each chunk carries its SHA-256; a running SHA-256
-//! of everything sent is compared with the file's fingerprint *before* the last chunk is sent,
-//! so a file that changed can never complete an upload (the server files the media entry on
-//! the last byte).
+//! the wire (two chunks in memory at most). Each chunk carries the cheapest checksum the server
+//! offers (CRC-32 on the classroom server: it catches damage on the way as well as a hash does,
+//! for a fraction of the CPU). The file is checked unchanged (size, times, inode) before and
+//! after every read, so a file that changed can never complete an upload (the server files the
+//! media entry on the last byte); afterwards the media entry's SHA-256 is compared with the
+//! fingerprint's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -28,12 +30,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
-use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
 use crate::error::{QueueError, TusError};
-use crate::fingerprint::{Fingerprint, hash_into, hex};
+use crate::fingerprint::Fingerprint;
 use crate::progress::{Activity, ItemProgress, Progress, RateMeter};
 use crate::queue::{Item, QueueFile, State, now_rfc3339};
 use crate::tus::{ChecksumAlgorithm, ClientConfig, ServerInfo, TusClient, UploadState};
@@ -143,9 +144,6 @@ pub struct Runner {
     queue: Arc<QueueFile>,
     config: RunnerConfig,
     shared: Arc<Shared>,
-    /// Running SHA-256 of each item's first `n` confirmed bytes, kept across attempts so a
-    /// resume in the same process does not re-read the file.
-    verified: Mutex<HashMap<String, (u64, Sha256)>>,
     /// What each endpoint said to `OPTIONS` (asked once per runner), for its checksum.
     servers: Mutex<HashMap<String, ServerInfo>>,
 }
@@ -180,7 +178,6 @@ struct Chunk {
     /// The `Upload-Checksum` header value, computed with the read (off the async runtime and
     /// while the previous chunk is on the wire).
     checksum: Option<String>,
-    hash_after: Sha256,
 }
 
 /// Per-attempt counters for the report.
@@ -225,7 +222,6 @@ impl Runner {
                 stop,
                 progress,
             }),
-            verified: Mutex::new(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
         }
     }
@@ -379,7 +375,6 @@ impl Runner {
                 Attempt::Final(state) => {
                     failures.remove(&id);
                     not_before.remove(&id);
-                    self.verified_forget(&id);
                     self.publish(Activity::Finished {
                         item: id.clone(),
                         state: state.label().to_string(),
@@ -395,7 +390,6 @@ impl Runner {
                 }
                 Attempt::Removed => {
                     failures.remove(&id);
-                    self.verified_forget(&id);
                 }
                 Attempt::Stopped => {
                     report.stopped = true;
@@ -455,12 +449,6 @@ impl Runner {
         }
         self.publish(Activity::Idle);
         Ok(report)
-    }
-
-    fn verified_forget(&self, id: &str) {
-        if let Ok(mut v) = self.verified.lock() {
-            v.remove(id);
-        }
     }
 
     /// Stores a final state for `id` (and terminates the partial upload when the file is bad).
@@ -685,7 +673,6 @@ impl Runner {
                     // Expired or unknown: that upload never completed (a completed one answers
                     // HEAD with its media entry), so a new one cannot make a second entry.
                     tracing::info!(item = %item.id, upload = %url, "upload gone from the server; starting a new one");
-                    self.verified_forget(&item.id);
                 }
                 Err(e) => return Err(Failure::Tus(e)),
             }
@@ -701,49 +688,16 @@ impl Runner {
         ))
     }
 
-    /// The running hash of the file's first `offset` bytes: from memory when this process
-    /// sent them, else read from the local file (a resume after a restart).
-    async fn hash_at(&self, item: &Item, file: &Arc<File>, offset: u64) -> Result<Sha256, Failure> {
-        if let Ok(v) = self.verified.lock() {
-            if let Some((n, h)) = v.get(&item.id) {
-                if *n == offset {
-                    return Ok(h.clone());
-                }
-            }
-        }
-        let file = file.clone();
-        let path = item.path.display().to_string();
-        tokio::task::spawn_blocking(move || -> Result<Sha256, Failure> {
-            let mut h = Sha256::new();
-            let mut reader = PositionedReader {
-                file: &file,
-                pos: 0,
-            };
-            let n = hash_into(&mut reader, &mut h, Some(offset))
-                .map_err(|e| Failure::File(format!("cannot read {path}: {e}"), None))?;
-            if n != offset {
-                return Err(Failure::File(
-                    format!("{path} is shorter than expected"),
-                    None,
-                ));
-            }
-            Ok(h)
-        })
-        .await
-        .map_err(|e| Failure::File(format!("read task failed: {e}"), None))?
-    }
-
     /// Reads the chunk at `offset` on a blocking thread, checking the file is unchanged before
-    /// and after the read, and extends `hash` over it.
+    /// and after the read (see `fingerprint` for why that is enough).
     fn read_chunk(
         &self,
         item: &Item,
         file: &Arc<File>,
-        at: (u64, Sha256),
+        offset: u64,
         checksum: Option<ChecksumAlgorithm>,
         url: &Url,
     ) -> tokio::task::JoinHandle<Result<Chunk, Failure>> {
-        let (offset, mut hash) = at;
         let file = file.clone();
         let path = item.path.clone();
         let fp: Fingerprint = item.file.clone();
@@ -767,12 +721,10 @@ impl Runner {
                 return Err(bad(format!("{} is shorter than expected", path.display())));
             }
             fp.check_stat(&path).map_err(|p| bad(p.to_string()))?;
-            hash.update(&buf);
             Ok(Chunk {
                 offset,
                 checksum: checksum.map(|c| c.header(&buf)),
                 data: bytes::Bytes::from(buf),
-                hash_after: hash,
             })
         })
     }
@@ -804,8 +756,7 @@ impl Runner {
         let mut progressed = false;
         let mut conflicts = 0u32;
         let mut checksum_failures = 0u32;
-        let hash = self.hash_at(item, &file, offset).await?;
-        let mut next = Some(self.read_chunk(item, &file, (offset, hash), checksum, &url));
+        let mut next = Some(self.read_chunk(item, &file, offset, checksum, &url));
         loop {
             let Some(pending) = next.take() else {
                 break;
@@ -814,24 +765,9 @@ impl Runner {
                 .await
                 .map_err(|e| Failure::File(format!("read task failed: {e}"), None))??;
             let end = chunk.offset + chunk.data.len() as u64;
-            if end >= size {
-                // Last chunk: everything sent plus this must be exactly the queued file.
-                let digest = hex(&chunk.hash_after.clone().finalize());
-                if digest != item.file.sha256 {
-                    return Err(Failure::File(
-                        "the local file changed after it was queued (its SHA-256 differs)".into(),
-                        Some(url.clone()),
-                    ));
-                }
-            } else {
+            if end < size {
                 // Read ahead while this chunk is on the wire.
-                next = Some(self.read_chunk(
-                    item,
-                    &file,
-                    (end, chunk.hash_after.clone()),
-                    checksum,
-                    &url,
-                ));
+                next = Some(self.read_chunk(item, &file, end, checksum, &url));
             }
             tally.wire_bytes += chunk.data.len() as u64;
             match client
@@ -848,9 +784,6 @@ impl Runner {
                     progressed = true;
                     conflicts = 0;
                     checksum_failures = 0;
-                    if let Ok(mut v) = self.verified.lock() {
-                        v.insert(item.id.clone(), (offset, chunk.hash_after));
-                    }
                     let now = Instant::now();
                     meter.record(now, offset);
                     self.publish(Activity::Uploading(ItemProgress {
@@ -885,8 +818,7 @@ impl Runner {
                     );
                     // (A chunk read ahead is dropped with the handle it is replaced by.)
                     offset = self.resync(client, &url, size).await?;
-                    let hash = self.hash_at(item, &file, offset).await?;
-                    next = Some(self.read_chunk(item, &file, (offset, hash), checksum, &url));
+                    next = Some(self.read_chunk(item, &file, offset, checksum, &url));
                 }
                 Err(TusError::Status { status: 409, .. }) if conflicts < 5 => {
                     conflicts += 1;
@@ -896,21 +828,18 @@ impl Runner {
                         let st = client.head(&url).await.map_err(Failure::Tus)?;
                         return self.complete(client, item, &url, st.media_entry).await;
                     }
-                    let hash = self.hash_at(item, &file, offset).await?;
-                    next = Some(self.read_chunk(item, &file, (offset, hash), checksum, &url));
+                    next = Some(self.read_chunk(item, &file, offset, checksum, &url));
                 }
                 Err(TusError::Status { status: 460, .. }) if checksum_failures < 3 => {
                     // Corrupted on the way: nothing was kept, send the same bytes again.
                     checksum_failures += 1;
-                    let hash = self.hash_at(item, &file, offset).await?;
-                    next = Some(self.read_chunk(item, &file, (offset, hash), checksum, &url));
+                    next = Some(self.read_chunk(item, &file, offset, checksum, &url));
                 }
                 Err(TusError::Status {
                     status: 404 | 410, ..
                 }) => {
                     // Expired mid-way: the next attempt's HEAD sees it and starts anew.
                     let _ = self.edit(&item.id, |i| i.upload_url = None).await;
-                    self.verified_forget(&item.id);
                     return Ok(Attempt::Retry {
                         error: "the server dropped the unfinished upload; starting a new one"
                             .into(),

@@ -346,8 +346,8 @@ enum FileChange {
     GrownBefore,
     /// Overwritten ahead of what was sent; the modification time changes as usual.
     OverwrittenDuring,
-    /// Overwritten ahead of what was sent, then the old modification time put back: only
-    /// the content hash can tell.
+    /// Overwritten ahead of what was sent, then the old modification time put back: the
+    /// change time (which nobody can set back) still tells.
     OverwrittenDuringSameMtime,
     DeletedDuring,
 }
@@ -358,7 +358,7 @@ async fn a_deleted_or_changed_file_fails_clearly_and_leaves_nothing_on_the_serve
         (FileChange::DeletedBefore, "gone"),
         (FileChange::GrownBefore, "changed"),
         (FileChange::OverwrittenDuring, "changed"),
-        (FileChange::OverwrittenDuringSameMtime, "SHA-256 differs"),
+        (FileChange::OverwrittenDuringSameMtime, "written to or its times were reset"),
         (FileChange::DeletedDuring, "gone"),
     ];
     for (change, want) in cases {
