@@ -358,7 +358,10 @@ async fn a_deleted_or_changed_file_fails_clearly_and_leaves_nothing_on_the_serve
         (FileChange::DeletedBefore, "gone"),
         (FileChange::GrownBefore, "changed"),
         (FileChange::OverwrittenDuring, "changed"),
-        (FileChange::OverwrittenDuringSameMtime, "written to or its times were reset"),
+        (
+            FileChange::OverwrittenDuringSameMtime,
+            "written to or its times were reset",
+        ),
         (FileChange::DeletedDuring, "gone"),
     ];
     for (change, want) in cases {
