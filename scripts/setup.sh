@@ -17,6 +17,8 @@ DEB_PACKAGES=(
   xvfb pulseaudio pulseaudio-utils libasound2-plugins ffmpeg imagemagick x11-utils
   # app window tests (find/drive windows); xauth is only a Recommends of xvfb, yet xvfb-run needs it
   xdotool xauth
+  # the app's end-to-end tests: WebKitWebDriver, which tauri-driver drives
+  webkit2gtk-driver
   # classroom server: its web page is tested in Chromium (driven by playwright-core from npm)
   chromium
 )
@@ -46,4 +48,11 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "setup: Rust is not installed; install it with rustup (https://rustup.rs), then run again." >&2
   exit 1
+fi
+
+# tauri-driver: the WebDriver server for Tauri apps (the app's end-to-end tests). About a
+# minute to build once; only the tests need it (scripts/test.sh asks for it).
+if [ "${SETUP_TAURI_DRIVER:-0}" = 1 ] && ! command -v tauri-driver >/dev/null; then
+  echo "setup: installing tauri-driver (cargo install, about a minute)"
+  cargo install --locked --quiet tauri-driver --version "^2.1"
 fi

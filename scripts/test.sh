@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/setup.sh
+# cargo install puts tauri-driver here; a fresh shell may not have it on PATH yet.
+export PATH="$HOME/.cargo/bin:$PATH"
+SETUP_TAURI_DRIVER=1 ./scripts/setup.sh
 ./scripts/test-services.sh
 # Third-party clients the classroom server's tests drive (npm ci, pip), pinned and idempotent.
 ./crates/classroom-server/tests/tus-clients/setup.sh

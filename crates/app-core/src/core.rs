@@ -816,6 +816,9 @@ impl AppCore {
             (c, _) => c,
         };
         let mut queued = None;
+        // Withdrawn permission: the classroom refuses participants' uploads until a moderator
+        // turns recording back on, so the file stays here, listed, ready for "Upload here".
+        let destination = destination.filter(|_| cause != StopCause::PermissionWithdrawn);
         if summary.frames_encoded > 0 {
             if let Some((mut dest, auth)) = destination {
                 dest.duration_ms = (summary.duration_secs * 1000.0).round() as u64;
@@ -843,6 +846,8 @@ impl AppCore {
             "It will be uploaded to the classroom's library."
         } else if summary.frames_encoded == 0 {
             "Nothing was captured."
+        } else if cause == StopCause::PermissionWithdrawn {
+            "It stays on this computer: the classroom takes participants' recordings only while recording is allowed. Once a moderator allows it again, choose Upload here in Recordings."
         } else {
             "It stays on this computer until you upload it to a classroom."
         };

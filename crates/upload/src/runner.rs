@@ -8,7 +8,8 @@
 //! | 409 (offset mismatch) | `HEAD`, continue at the server's offset |
 //! | 460 (checksum mismatch) | the chunk is sent again; 3 in a row → failed |
 //! | 404/410 on a known upload | a new upload of the same file (the old one never completed) |
-//! | 401/403 | needs sign-in (final until a new token) |
+//! | 401 | needs sign-in (final until a new token) |
+//! | 403 | failed: not allowed (e.g. recording turned off for participants); `retry` once allowed |
 //! | 413 | failed: too large for this server |
 //! | other 4xx | failed, with the server's message |
 //! | local file gone or changed | failed; the partial upload is terminated on the server |
@@ -189,11 +190,21 @@ struct Tally {
 
 fn status_error_is_final(status: u16, message: &str) -> Option<State> {
     match status {
-        401 | 403 => Some(State::NeedsSignIn {
+        // 401: who you are is not accepted (expired or revoked sign-in): a new token heals it.
+        401 => Some(State::NeedsSignIn {
             message: if message.is_empty() {
-                format!("the server refused the credentials ({status})")
+                "the server refused the credentials (401)".to_string()
             } else {
                 message.to_string()
+            },
+        }),
+        // 403: you are known but not allowed (say, a participant's recording after a moderator
+        // turned recording off): signing in again would not help, a moderator might.
+        403 => Some(State::Failed {
+            reason: if message.is_empty() {
+                "the server does not allow this upload (403)".to_string()
+            } else {
+                format!("not allowed: {message}")
             },
         }),
         413 => Some(State::Failed {
@@ -1012,5 +1023,52 @@ impl std::io::Read for PositionedReader<'_> {
         let n = self.file.read_at(buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_that_cannot_heal_by_waiting_end_in_a_clear_state() {
+        // (status, server message, expected state label, text the user reads)
+        let cases = [
+            (
+                401,
+                "",
+                Some("sign in again"),
+                "refused the credentials (401)",
+            ),
+            (401, "sign in again", Some("sign in again"), "sign in again"),
+            (
+                403,
+                "recording is turned off for participants in this live room",
+                Some("failed"),
+                "not allowed: recording is turned off",
+            ),
+            (403, "", Some("failed"), "does not allow this upload"),
+            (
+                413,
+                "over 16 GiB",
+                Some("failed"),
+                "too large for this server: over 16 GiB",
+            ),
+            (500, "boom", None, ""),
+            (409, "", None, ""),
+            (460, "", None, ""),
+        ];
+        for (status, message, label, text) in cases {
+            let got = status_error_is_final(status, message);
+            assert_eq!(got.as_ref().map(State::label), label, "{status}");
+            if let Some(state) = got {
+                let shown = match state {
+                    State::NeedsSignIn { message } => message,
+                    State::Failed { reason } => reason,
+                    other => panic!("{status}: {other:?}"),
+                };
+                assert!(shown.contains(text), "{status}: {shown}");
+            }
+        }
     }
 }

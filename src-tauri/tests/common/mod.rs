@@ -1,0 +1,543 @@
+//! Test kit for driving the real app: a private X display and sound server (`e2e::TestEnv`),
+//! a real classroom server on a random loopback port with a fresh SQLite database, and the
+//! built `breakout-recorder` binary started by `tauri-driver` (which drives WebKitWebDriver)
+//! and clicked through with WebDriver (`fantoccini`).
+//!
+//! Needs `tauri-driver` (cargo install; `scripts/test.sh` installs it) and `WebKitWebDriver`
+//! (Debian's webkit2gtk-driver). Screenshots of every step go to
+//! `target/tmp/app-e2e/<test>/NN-step.png`.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use classroom_server::{Config, DemoInfo, RunningServer};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// The product's texts (DESIGN.md §3); the page must show exactly these.
+pub const ASK_START: &str = "Do you want to start recording?";
+pub const START_BUTTON: &str = "Start recording";
+pub const STARTING: &str = "Recording will start momentarily.";
+pub const RECORDED: &str = "This session is being recorded.";
+pub const CONFIRM: &str = "Confirm";
+pub const RECORD: &str = "Record";
+pub const STOP: &str = "Stop recording";
+
+/// How long a step may take on a loaded 2-core machine before the test calls it stuck.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// Kills (and reaps) a child process when dropped, so a failing test leaks nothing.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Everything one test needs: display, sound, classroom server with the demo classroom.
+pub struct World {
+    pub env: e2e::TestEnv,
+    pub server: RunningServer,
+    pub demo: DemoInfo,
+    pub shots: PathBuf,
+    shot_no: std::sync::atomic::AtomicU32,
+}
+
+impl World {
+    pub async fn start(test: &str, width: u32, height: u32) -> World {
+        let env = e2e::TestEnv::start(width, height).expect("Xvfb and PulseAudio start");
+        let mut config = Config::new(env.dir().join("classroom"));
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        let server = classroom_server::serve(config)
+            .await
+            .expect("classroom server");
+        let demo = server
+            .classroom()
+            .seed_demo()
+            .await
+            .expect("demo classroom");
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("app-e2e")
+            .join(test);
+        let _ = std::fs::remove_dir_all(&shots);
+        std::fs::create_dir_all(&shots).unwrap();
+        World {
+            env,
+            server,
+            demo,
+            shots,
+            shot_no: Default::default(),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// The demo's breakout rooms, by position.
+    pub fn breakout(&self, i: usize) -> &classroom_api::BreakoutRoom {
+        &self.demo.live_room.breakout_rooms[i]
+    }
+
+    /// Starts the app for one person (its own data and recordings directories).
+    pub async fn app(&self, who: &str) -> App {
+        App::start(self, who).await
+    }
+
+    fn next_shot(&self, name: &str) -> PathBuf {
+        let n = self
+            .shot_no
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shots.join(format!("{n:02}-{name}.png"))
+    }
+}
+
+/// One running app, driven through WebDriver.
+pub struct App {
+    pub client: Client,
+    pub data_dir: PathBuf,
+    pub recordings_dir: PathBuf,
+    pub log: PathBuf,
+    driver: KillOnDrop,
+    shots: Vec<PathBuf>,
+}
+
+impl App {
+    async fn start(world: &World, who: &str) -> App {
+        let home = world.env.dir().join(format!("app-{who}"));
+        let data_dir = home.join("data");
+        let recordings_dir = home.join("Videos");
+        std::fs::create_dir_all(&home).unwrap();
+        let log = world.shots.join(format!("{who}-app.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let (port, native) = (free_port(), free_port());
+        let mut cmd = world.env.command("tauri-driver");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        // The app inherits this environment through WebKitWebDriver.
+        .env("GDK_BACKEND", "x11")
+        .env("BREAKOUT_RECORDER_EMBEDDED", "0")
+        .env("BREAKOUT_RECORDER_DATA_DIR", &data_dir)
+        .env("BREAKOUT_RECORDER_RECORDINGS_DIR", &recordings_dir)
+        .env("XDG_DATA_HOME", home.join("xdg-data"))
+        .env("XDG_CACHE_HOME", home.join("xdg-cache"))
+        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+        .env("RUST_LOG", "info,sqlx=warn")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file);
+        let driver = KillOnDrop(cmd.spawn().expect(
+            "tauri-driver must be installed (scripts/test.sh installs it: cargo install tauri-driver)",
+        ));
+        let url = format!("http://127.0.0.1:{port}");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            json!({ "application": env!("CARGO_BIN_EXE_breakout-recorder") }),
+        );
+        caps.insert("browserName".into(), json!("wry"));
+        let deadline = Instant::now() + STEP;
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!(
+                    "no WebDriver session for {who}: {e}; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
+            }
+        };
+        let app = App {
+            client,
+            data_dir,
+            recordings_dir,
+            log,
+            driver,
+            shots: Vec::new(),
+        };
+        // The page records every text its notices and dialog ever showed, so a message that
+        // is replaced quickly ("Recording will start momentarily.") can still be checked.
+        app.wait_for("the page to load", "return document.readyState === 'complete' && !!document.getElementById('sign-in-form')").await;
+        app.js(
+            "window.__seen = [];
+             const note = (n) => { const t = (n.textContent || '').trim(); if (t) window.__seen.push(t); };
+             new MutationObserver((ms) => ms.forEach((m) => {
+                 m.addedNodes.forEach(note);
+                 if (m.type === 'characterData' || m.type === 'childList') note(m.target);
+             })).observe(document.body, { subtree: true, childList: true, characterData: true });",
+        )
+        .await;
+        app
+    }
+
+    /// Runs `script` (a function body) in the page and returns its value.
+    pub async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Waits until `script` returns true.
+    pub async fn wait_for(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Ok(Value::Bool(true)) = self.client.execute(script, vec![]).await {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; page text:\n{}\nlog:\n{}",
+                    self.page_text().await,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn page_text(&self) -> String {
+        self.client
+            .execute("return document.body.innerText", vec![])
+            .await
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    }
+
+    pub async fn by_id(&self, id: &str) -> fantoccini::elements::Element {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+    }
+
+    pub async fn click(&self, id: &str) {
+        self.by_id(id)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click #{id}: {e}"));
+    }
+
+    pub async fn visible(&self, id: &str) -> bool {
+        let v = self
+            .js(&format!(
+                "const e = document.getElementById({id:?}); if (!e) return false;
+                 const r = e.getBoundingClientRect();
+                 return !e.closest('[hidden]') && r.width > 0 && r.height > 0;"
+            ))
+            .await;
+        v == Value::Bool(true)
+    }
+
+    pub async fn text(&self, id: &str) -> String {
+        self.js(&format!(
+            "const e = document.getElementById({id:?}); return e ? e.textContent.trim() : null;"
+        ))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    pub async fn wait_visible(&self, id: &str) {
+        self.wait_for(
+            &format!("#{id} to show"),
+            &format!(
+                "const e = document.getElementById({id:?}); if (!e) return false;
+                 const r = e.getBoundingClientRect();
+                 return !e.closest('[hidden]') && r.width > 0 && r.height > 0;"
+            ),
+        )
+        .await;
+    }
+
+    /// Types into an input (replacing what is there).
+    pub async fn fill(&self, id: &str, value: &str) {
+        let e = self.by_id(id).await;
+        e.clear().await.unwrap();
+        e.send_keys(value).await.unwrap();
+    }
+
+    /// Saves a screenshot of the window as `NN-name.png`.
+    pub async fn shot(&mut self, world: &World, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let path = world.next_shot(name);
+        std::fs::write(&path, png).unwrap();
+        self.shots.push(path.clone());
+        path
+    }
+
+    /// Texts the page showed at some point since it loaded.
+    pub async fn seen(&self) -> Vec<String> {
+        self.js("return window.__seen")
+            .await
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The visible items of the 3 Dots menu, by their text.
+    pub async fn menu_items(&self) -> Vec<String> {
+        self.js(
+            "return [...document.querySelectorAll('#menu [role^=menuitem]')]
+                .filter((b) => !b.hidden).map((b) => b.textContent.trim())",
+        )
+        .await
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Signs in on the start screen and waits for the breakout rooms.
+    pub async fn sign_in(&self, server: &str, user: &str, password: &str) {
+        self.fill("sign-in-server", server).await;
+        self.fill("sign-in-username", user).await;
+        self.fill("sign-in-password", password).await;
+        self.click("sign-in-submit").await;
+        self.wait_visible("screen-rooms").await;
+        self.wait_for(
+            "the breakout rooms to be listed",
+            "return document.querySelectorAll('.rooms__enter').length > 0",
+        )
+        .await;
+    }
+
+    pub async fn join_as_guest(&self, server: &str, code: &str, name: &str) {
+        self.fill("guest-server", server).await;
+        self.fill("guest-code", code).await;
+        self.fill("guest-name", name).await;
+        self.click("guest-submit").await;
+        self.wait_visible("screen-rooms").await;
+    }
+
+    /// Clicks the breakout room called `name` and waits for the room view.
+    pub async fn enter(&self, name: &str) {
+        let buttons = self
+            .client
+            .find_all(Locator::Css(".rooms__enter"))
+            .await
+            .unwrap();
+        let mut found = None;
+        for b in buttons {
+            if b.text().await.unwrap().trim() == name {
+                found = Some(b);
+            }
+        }
+        found
+            .unwrap_or_else(|| panic!("no breakout room {name:?} to enter"))
+            .click()
+            .await
+            .unwrap();
+        self.wait_visible("stage").await;
+    }
+
+    /// Fills the whiteboard with one colour, so the recording's picture can be recognised.
+    pub async fn paint_stage(&self, rgb: [u8; 3]) {
+        self.js(&format!(
+            "const c = document.getElementById('whiteboard'); const g = c.getContext('2d');
+             g.fillStyle = 'rgb({}, {}, {})'; g.fillRect(0, 0, c.width, c.height); return true;",
+            rgb[0], rgb[1], rgb[2]
+        ))
+        .await;
+    }
+
+    /// The text of the dialog and its buttons, when it is open.
+    pub async fn dialog(&self) -> Option<(String, String, Option<String>)> {
+        if !self.visible("dialog").await {
+            return None;
+        }
+        let secondary = if self.visible("dialog-secondary").await {
+            Some(self.text("dialog-secondary").await)
+        } else {
+            None
+        };
+        Some((
+            self.text("dialog-text").await,
+            self.text("dialog-primary").await,
+            secondary,
+        ))
+    }
+
+    pub async fn wait_dialog(&self, text: &str) {
+        self.wait_for(
+            &format!("the dialog {text:?}"),
+            &format!(
+                "const d = document.getElementById('dialog');
+                 return !d.hidden && document.getElementById('dialog-text').textContent === {text:?};"
+            ),
+        )
+        .await;
+    }
+
+    /// Where an element is in the window (CSS pixels): x, y, width, height.
+    pub async fn rect(&self, id: &str) -> (f64, f64, f64, f64) {
+        let v = self
+            .js(&format!(
+                "const r = document.getElementById({id:?}).getBoundingClientRect();
+                 return [r.x, r.y, r.width, r.height, window.innerWidth, window.innerHeight];"
+            ))
+            .await;
+        let a: Vec<f64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        (a[0], a[1], a[2], a[3])
+    }
+
+    pub async fn window_size(&self) -> (f64, f64) {
+        let v = self
+            .js("return [window.innerWidth, window.innerHeight]")
+            .await;
+        let a = v.as_array().unwrap();
+        (a[0].as_f64().unwrap(), a[1].as_f64().unwrap())
+    }
+
+    /// Local recordings (the recordings panel's data) as the page sees them.
+    pub async fn recordings(&self) -> Value {
+        self.client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 window.__TAURI_INTERNALS__.invoke('recordings').then(done, (e) => done({ error: e }));",
+                vec![],
+            )
+            .await
+            .expect("recordings")
+    }
+
+    /// Waits until the recording `path` is uploaded (the panel says so).
+    pub async fn wait_uploaded(&self, count: usize) {
+        self.wait_for(
+            &format!("{count} uploaded recordings in the panel"),
+            &format!("return document.querySelectorAll('.recording--done').length >= {count}"),
+        )
+        .await;
+    }
+
+    pub async fn quit(self) {
+        let _ = self.client.close().await;
+        drop(self.driver);
+    }
+}
+
+/// A signed-in API client for checks through the server's JSON API.
+pub struct Api {
+    pub base: String,
+    pub token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn sign_in(base: &str, user: &str, password: &str) -> Api {
+        let http = reqwest::Client::new();
+        let s: classroom_api::SessionResponse = http
+            .post(format!("{base}/api/sessions"))
+            .json(&json!({ "username": user, "password": password }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Api {
+            base: base.to_owned(),
+            token: s.token,
+            http,
+        }
+    }
+
+    /// GET `path`: (status, JSON body or Null).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Downloads `path` into `to`.
+    pub async fn download(&self, path: &str, to: &Path) -> u16 {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        if status == 200 {
+            std::fs::write(to, r.bytes().await.unwrap()).unwrap();
+        }
+        status
+    }
+}
+
+/// Mean colour (R, G, B) of the frame at `at` seconds of a video, decoded by the FFmpeg CLI.
+pub fn mean_rgb(video: &Path, at: f64) -> [f64; 3] {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", &format!("{at:.2}"), "-i"])
+        .arg(video)
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "scale=64:36",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg is installed");
+    let px = out.stdout;
+    assert!(!px.is_empty(), "no frame at {at} s in {}", video.display());
+    let n = (px.len() / 3) as f64;
+    let mut sum = [0f64; 3];
+    for p in px.chunks_exact(3) {
+        for c in 0..3 {
+            sum[c] += f64::from(p[c]);
+        }
+    }
+    sum.map(|s| s / n)
+}
