@@ -76,6 +76,7 @@ function signedIn(session) {
 async function roomsScreen() {
   show("rooms");
   $("rooms-error").textContent = "";
+  $("rooms-notice").hidden = true;
   const list = $("rooms-list");
   list.replaceChildren();
   let rooms = [];
@@ -120,6 +121,8 @@ async function enterRoom(liveRoomId, breakoutRoomId) {
 
 function roomScreen(room) {
   ui.room = room;
+  // Notices belong to the visit they were shown in.
+  $("notices").replaceChildren();
   show("room");
   renderRoom();
   resizeWhiteboard();
@@ -383,15 +386,23 @@ api.onRoom((room) => {
 // ---- leaving and closing -----------------------------------------------------------------------
 
 $("leave-button").addEventListener("click", async () => {
+  let saved = null;
   try {
-    await api.leaveRoom();
+    saved = await api.leaveRoom();
   } catch (e) {
     notice(oneLine(e), "error");
     return;
   }
   ui.room = null;
+  ui.recording = "idle";
   hideIndicator();
-  roomsScreen();
+  await roomsScreen();
+  // Leaving stopped a recording: say where it went, on the screen the user now sees.
+  if (saved) {
+    const n = $("rooms-notice");
+    n.textContent = saved.message;
+    n.hidden = false;
+  }
 });
 
 $("sign-out-button").addEventListener("click", async () => {

@@ -514,6 +514,17 @@ impl Api {
 
 /// Mean colour (R, G, B) of the frame at `at` seconds of a video, decoded by the FFmpeg CLI.
 pub fn mean_rgb(video: &Path, at: f64) -> [f64; 3] {
+    region_rgb(video, at, (0, 0, 64, 36))
+}
+
+/// Mean colour of the top-left tenth of the frame at `at` seconds: what would turn dark if
+/// the capture stayed put while the stage moved away.
+pub fn corner_rgb(video: &Path, at: f64) -> [f64; 3] {
+    region_rgb(video, at, (0, 0, 6, 4))
+}
+
+/// Mean colour of a rectangle (x, y, w, h) of the frame scaled to 64x36.
+fn region_rgb(video: &Path, at: f64, (rx, ry, rw, rh): (usize, usize, usize, usize)) -> [f64; 3] {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-ss", &format!("{at:.2}"), "-i"])
         .arg(video)
@@ -531,13 +542,67 @@ pub fn mean_rgb(video: &Path, at: f64) -> [f64; 3] {
         .output()
         .expect("ffmpeg is installed");
     let px = out.stdout;
-    assert!(!px.is_empty(), "no frame at {at} s in {}", video.display());
-    let n = (px.len() / 3) as f64;
+    assert_eq!(
+        px.len(),
+        64 * 36 * 3,
+        "no frame at {at} s in {}",
+        video.display()
+    );
     let mut sum = [0f64; 3];
-    for p in px.chunks_exact(3) {
-        for c in 0..3 {
-            sum[c] += f64::from(p[c]);
+    for y in ry..ry + rh {
+        for x in rx..rx + rw {
+            for c in 0..3 {
+                sum[c] += f64::from(px[(y * 64 + x) * 3 + c]);
+            }
         }
     }
-    sum.map(|s| s / n)
+    sum.map(|s| s / (rw * rh) as f64)
+}
+
+/// The app's toplevel X window (by its exact title), as the window manager would see it.
+pub fn app_window(display: &str) -> u32 {
+    let out = Command::new("xdotool")
+        .env("DISPLAY", display)
+        .args(["search", "--onlyvisible", "--name", "^Breakout Recorder$"])
+        .output()
+        .expect("xdotool is installed (scripts/setup.sh)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    assert_eq!(ids.len(), 1, "one app window on {display}: {ids:?}");
+    ids[0]
+}
+
+/// Asks the window to close, as a window manager's close button does (WM_DELETE_WINDOW).
+pub fn ask_window_to_close(display: &str, window: u32) {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt, EventMask};
+    let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
+    let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
+    let (protocols, delete) = (atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW"));
+    let event = ClientMessageEvent::new(
+        32,
+        window,
+        protocols,
+        [delete, x11rb::CURRENT_TIME, 0, 0, 0],
+    );
+    conn.send_event(false, window, EventMask::NO_EVENT, event)
+        .unwrap();
+    sync(&conn);
+}
+
+/// Waits until the X server has handled every request sent so far. Without it, a connection
+/// closed right after a request may lose it: a busy server (one recording, say) can see the
+/// end of the connection before it gets to the request, and drops both.
+fn sync(conn: &impl x11rb::protocol::xproto::ConnectionExt) {
+    conn.get_input_focus().unwrap().reply().unwrap();
+}
+
+/// Moves the window's top-left corner to (x, y) on the screen.
+pub fn move_window(display: &str, window: u32, x: i32, y: i32) {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt};
+    let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
+    conn.configure_window(window, &ConfigureWindowAux::new().x(x).y(y))
+        .unwrap();
+    sync(&conn);
 }
