@@ -574,7 +574,6 @@ pub fn app_window(display: &str) -> u32 {
 
 /// Asks the window to close, as a window manager's close button does (WM_DELETE_WINDOW).
 pub fn ask_window_to_close(display: &str, window: u32) {
-    use x11rb::connection::Connection;
     use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt, EventMask};
     let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
     let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
@@ -599,7 +598,6 @@ fn sync(conn: &impl x11rb::protocol::xproto::ConnectionExt) {
 
 /// Moves the window's top-left corner to (x, y) on the screen.
 pub fn move_window(display: &str, window: u32, x: i32, y: i32) {
-    use x11rb::connection::Connection;
     use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt};
     let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
     conn.configure_window(window, &ConfigureWindowAux::new().x(x).y(y))
