@@ -95,7 +95,12 @@ impl World {
 
     /// Starts the app for one person (its own data and recordings directories).
     pub async fn app(&self, who: &str) -> App {
-        App::start(self, who).await
+        App::start(self, who, false).await
+    }
+
+    /// Starts the app as the README's run command does: with its built-in demo classroom.
+    pub async fn app_with_builtin_classroom(&self, who: &str) -> App {
+        App::start(self, who, true).await
     }
 
     fn next_shot(&self, name: &str) -> PathBuf {
@@ -117,7 +122,7 @@ pub struct App {
 }
 
 impl App {
-    async fn start(world: &World, who: &str) -> App {
+    async fn start(world: &World, who: &str, builtin_classroom: bool) -> App {
         let home = world.env.dir().join(format!("app-{who}"));
         let data_dir = home.join("data");
         let recordings_dir = home.join("Videos");
@@ -134,7 +139,10 @@ impl App {
         ])
         // The app inherits this environment through WebKitWebDriver.
         .env("GDK_BACKEND", "x11")
-        .env("BREAKOUT_RECORDER_EMBEDDED", "0")
+        .env(
+            "BREAKOUT_RECORDER_EMBEDDED",
+            if builtin_classroom { "1" } else { "0" },
+        )
         .env("BREAKOUT_RECORDER_DATA_DIR", &data_dir)
         .env("BREAKOUT_RECORDER_RECORDINGS_DIR", &recordings_dir)
         .env("XDG_DATA_HOME", home.join("xdg-data"))
@@ -287,6 +295,15 @@ impl App {
 
     /// Saves a screenshot of the window as `NN-name.png`.
     pub async fn shot(&mut self, world: &World, name: &str) -> PathBuf {
+        // Let the page paint what just changed first: a screenshot shows the last painted frame.
+        let _ = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 50)));",
+                vec![],
+            )
+            .await;
         let png = self.client.screenshot().await.expect("screenshot");
         let path = world.next_shot(name);
         std::fs::write(&path, png).unwrap();
@@ -602,5 +619,17 @@ pub fn move_window(display: &str, window: u32, x: i32, y: i32) {
     let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
     conn.configure_window(window, &ConfigureWindowAux::new().x(x).y(y))
         .unwrap();
+    sync(&conn);
+}
+
+/// Resizes the window's content to `width` x `height` pixels.
+pub fn resize_window(display: &str, window: u32, width: u32, height: u32) {
+    use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt};
+    let (conn, _) = x11rb::connect(Some(display)).expect("X connection");
+    conn.configure_window(
+        window,
+        &ConfigureWindowAux::new().width(width).height(height),
+    )
+    .unwrap();
     sync(&conn);
 }
