@@ -323,18 +323,29 @@ function showIndicator() {
   ind.classList.toggle("indicator--moderator", moderator);
   ind.hidden = false;
   tick();
-  clearInterval(ui.timer);
-  ui.timer = setInterval(tick, 250);
+  clearTimeout(ui.timer);
+  scheduleTick();
+}
+
+/** Redraws the timer once a second, just after each whole second: no repaint in between. */
+function scheduleTick() {
+  const ms = performance.now() - ui.startedAt;
+  ui.timer = setTimeout(() => {
+    tick();
+    scheduleTick();
+  }, 1000 - (ms % 1000) + 5);
 }
 
 function tick() {
   const s = Math.max(0, Math.floor((performance.now() - ui.startedAt) / 1000));
   const two = (n) => String(n).padStart(2, "0");
-  $("indicator-time").textContent = `${two(Math.floor(s / 3600))}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}`;
+  const text = `${two(Math.floor(s / 3600))}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}`;
+  const el = $("indicator-time");
+  if (el.textContent !== text) el.textContent = text;
 }
 
 function hideIndicator() {
-  clearInterval(ui.timer);
+  clearTimeout(ui.timer);
   $("indicator").hidden = true;
 }
 

@@ -171,6 +171,14 @@ async fn moderator_participant_and_guest_record_their_breakout_rooms() {
     app.paint_stage(MODERATOR_RGB).await;
     app.click("more-options").await;
     app.wait_visible("menu").await;
+    // Every control on screen has an accessible name (its text or an aria-label).
+    let unnamed = app
+        .js("return [...document.querySelectorAll('button, input, [role=menuitem], [role=menuitemcheckbox]')]
+                .filter((e) => e.getClientRects().length > 0 && !e.closest('[hidden]'))
+                .filter((e) => !((e.getAttribute('aria-label') || e.textContent || (e.labels && e.labels[0] && e.labels[0].textContent) || '').trim()))
+                .map((e) => e.outerHTML.slice(0, 80))")
+        .await;
+    assert_eq!(unnamed, serde_json::json!([]), "controls without a name");
     assert_eq!(
         app.menu_items().await,
         [RECORD, "Participants may record"],

@@ -40,6 +40,15 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Runs one WebDriver call, failing the test with `what` if it hangs (a stuck page or driver
+/// must be a clear failure, not a test that never ends).
+pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(STEP, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("WebDriver hung for {STEP:?} while {what}"),
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -206,17 +215,24 @@ impl App {
 
     /// Runs `script` (a function body) in the page and returns its value.
     pub async fn js(&self, script: &str) -> Value {
-        self.client
-            .execute(script, vec![])
-            .await
-            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+        within(
+            &format!("running {script}"),
+            self.client.execute(script, vec![]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     /// Waits until `script` returns true.
     pub async fn wait_for(&self, what: &str, script: &str) {
         let deadline = Instant::now() + STEP;
         loop {
-            if let Ok(Value::Bool(true)) = self.client.execute(script, vec![]).await {
+            if let Ok(Value::Bool(true)) = within(
+                &format!("waiting for {what}"),
+                self.client.execute(script, vec![]),
+            )
+            .await
+            {
                 return;
             }
             if Instant::now() > deadline {
@@ -239,16 +255,14 @@ impl App {
     }
 
     pub async fn by_id(&self, id: &str) -> fantoccini::elements::Element {
-        self.client
-            .find(Locator::Id(id))
+        within(&format!("finding #{id}"), self.client.find(Locator::Id(id)))
             .await
             .unwrap_or_else(|e| panic!("no #{id}: {e}"))
     }
 
     pub async fn click(&self, id: &str) {
-        self.by_id(id)
-            .await
-            .click()
+        let e = self.by_id(id).await;
+        within(&format!("clicking #{id}"), e.click())
             .await
             .unwrap_or_else(|e| panic!("cannot click #{id}: {e}"));
     }
@@ -289,24 +303,41 @@ impl App {
     /// Types into an input (replacing what is there).
     pub async fn fill(&self, id: &str, value: &str) {
         let e = self.by_id(id).await;
-        e.clear().await.unwrap();
-        e.send_keys(value).await.unwrap();
+        within(&format!("clearing #{id}"), e.clear()).await.unwrap();
+        within(&format!("typing into #{id}"), e.send_keys(value))
+            .await
+            .unwrap();
     }
 
-    /// Saves a screenshot of the window as `NN-name.png`.
+    /// Saves a screenshot of the screen (what the user sees) as `NN-name.png`.
+    ///
+    /// Taken by the X server (ImageMagick's `import`), not WebDriver: WebKitWebDriver's
+    /// screenshot waits for a compositor frame, and without compositing (which the app turns
+    /// off to save CPU) it can wait forever.
     pub async fn shot(&mut self, world: &World, name: &str) -> PathBuf {
-        // Let the page paint what just changed first: a screenshot shows the last painted frame.
-        let _ = self
-            .client
-            .execute_async(
+        // Let the page paint what just changed first.
+        let _ = within(
+            "waiting for a paint",
+            self.client.execute_async(
                 "const done = arguments[arguments.length - 1];
                  requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(true), 50)));",
                 vec![],
-            )
-            .await;
-        let png = self.client.screenshot().await.expect("screenshot");
+            ),
+        )
+        .await;
         let path = world.next_shot(name);
-        std::fs::write(&path, png).unwrap();
+        let out = world
+            .env
+            .command("import")
+            .args(["-silent", "-window", "root"])
+            .arg(&path)
+            .output()
+            .expect("ImageMagick's import is installed (scripts/setup.sh)");
+        assert!(
+            out.status.success(),
+            "screenshot failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.shots.push(path.clone());
         path
     }
@@ -632,4 +663,17 @@ pub fn resize_window(display: &str, window: u32, width: u32, height: u32) {
     )
     .unwrap();
     sync(&conn);
+}
+
+/// Where the window's content starts on the screen, in pixels.
+pub fn window_origin(display: &str, window: u32) -> (i32, i32) {
+    use x11rb::protocol::xproto::ConnectionExt;
+    let (conn, screen) = x11rb::connect(Some(display)).expect("X connection");
+    let root = x11rb::connection::Connection::setup(&conn).roots[screen].root;
+    let r = conn
+        .translate_coordinates(window, root, 0, 0)
+        .unwrap()
+        .reply()
+        .unwrap();
+    (i32::from(r.dst_x), i32::from(r.dst_y))
 }
