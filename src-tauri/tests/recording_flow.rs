@@ -436,16 +436,7 @@ async fn moderator_participant_and_guest_record_their_breakout_rooms() {
             );
             let probe = e2e::media::probe(&file).unwrap();
             assert!(probe.duration > 1.5, "{}: {probe:?}", file.display());
-            let got = mean_rgb(&file, 1.0);
-            let near = got
-                .iter()
-                .zip(rgb)
-                .all(|(g, want)| (g - f64::from(want)).abs() < 40.0);
-            assert!(
-                near,
-                "{} shows {got:?}, the stage was painted {rgb:?}",
-                file.display()
-            );
+            assert_colour(&file, 1.0, mean_rgb(&file, 1.0), rgb, 40.0);
         }
     }
 }

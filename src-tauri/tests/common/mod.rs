@@ -49,6 +49,15 @@ pub async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T
     }
 }
 
+/// A script that says whether `#id` is on screen (not hidden, not empty).
+fn visible_js(id: &str) -> String {
+    format!(
+        "const e = document.getElementById({id:?}); if (!e) return false;
+         const r = e.getBoundingClientRect();
+         return !e.closest('[hidden]') && r.width > 0 && r.height > 0;"
+    )
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -268,14 +277,7 @@ impl App {
     }
 
     pub async fn visible(&self, id: &str) -> bool {
-        let v = self
-            .js(&format!(
-                "const e = document.getElementById({id:?}); if (!e) return false;
-                 const r = e.getBoundingClientRect();
-                 return !e.closest('[hidden]') && r.width > 0 && r.height > 0;"
-            ))
-            .await;
-        v == Value::Bool(true)
+        self.js(&visible_js(id)).await == Value::Bool(true)
     }
 
     pub async fn text(&self, id: &str) -> String {
@@ -289,15 +291,8 @@ impl App {
     }
 
     pub async fn wait_visible(&self, id: &str) {
-        self.wait_for(
-            &format!("#{id} to show"),
-            &format!(
-                "const e = document.getElementById({id:?}); if (!e) return false;
-                 const r = e.getBoundingClientRect();
-                 return !e.closest('[hidden]') && r.width > 0 && r.height > 0;"
-            ),
-        )
-        .await;
+        self.wait_for(&format!("#{id} to show"), &visible_js(id))
+            .await;
     }
 
     /// Types into an input (replacing what is there).
@@ -342,9 +337,9 @@ impl App {
         path
     }
 
-    /// Texts the page showed at some point since it loaded.
-    pub async fn seen(&self) -> Vec<String> {
-        self.js("return window.__seen")
+    /// Runs `script`, which returns an array of strings.
+    async fn strings(&self, script: &str) -> Vec<String> {
+        self.js(script)
             .await
             .as_array()
             .map(|a| {
@@ -355,20 +350,18 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// Texts the page showed at some point since it loaded.
+    pub async fn seen(&self) -> Vec<String> {
+        self.strings("return window.__seen").await
+    }
+
     /// The visible items of the 3 Dots menu, by their text.
     pub async fn menu_items(&self) -> Vec<String> {
-        self.js(
+        self.strings(
             "return [...document.querySelectorAll('#menu [role^=menuitem]')]
                 .filter((b) => !b.hidden).map((b) => b.textContent.trim())",
         )
         .await
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
     }
 
     /// Signs in on the start screen and waits for the breakout rooms.
@@ -558,6 +551,20 @@ impl Api {
         }
         status
     }
+}
+
+/// Fails unless `got` (a mean colour of `file` at `at` s) is within `tolerance` of `want` in
+/// every channel.
+pub fn assert_colour(file: &Path, at: f64, got: [f64; 3], want: [u8; 3], tolerance: f64) {
+    let near = got
+        .iter()
+        .zip(want)
+        .all(|(g, w)| (g - f64::from(w)).abs() < tolerance);
+    assert!(
+        near,
+        "{} at {at} s shows {got:?}, the stage was painted {want:?}",
+        file.display()
+    );
 }
 
 /// Mean colour (R, G, B) of the frame at `at` seconds of a video, decoded by the FFmpeg CLI.
