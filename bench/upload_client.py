@@ -210,7 +210,8 @@ print(f"  ratio client / curl:                                             {kt /
 print(f"  queueing the file first (size, mtime, SHA-256; done once, when a recording ends): {et:.2f} s;"
       f" queue + upload vs curl: {kt / (ct + et):.2f}")
 print(f"  curl PUT to a plain sink (ceiling, for reference):    {SIZE_MIB / st:7.0f} MiB/s")
-print(f"  client peak RSS:                                      {max(client_rss + [cut_rss]):7.1f} MiB (target <= 64)")
+peak = max(client_rss + [cut_rss])
+print(f"  client peak RSS:                                      {peak * 1.048576:7.1f} MB = {peak:.1f} MiB (target <= 64 MB)")
 print(f"  after one cut connection: resent {resent / (1 << 20):.2f} MiB (one chunk = {CHUNK_MIB} MiB; target <= one chunk),"
       f" upload took {cut_dt:.1f} s")
 print(f"  server peak RSS: {server_rss:.1f} MiB")

@@ -13,6 +13,7 @@
 //! it is kept.
 
 pub mod backoff;
+mod buffers;
 pub mod error;
 pub mod fingerprint;
 pub mod mp4;

@@ -15,7 +15,7 @@
 //! | local file gone or changed | failed; the partial upload is terminated on the server |
 //!
 //! Bytes are read in chunks with `pread` on a blocking thread while the previous chunk is on
-//! the wire (two chunks in memory at most). Each chunk carries the cheapest checksum the server
+//! the wire (two chunks in memory at most, in buffers reused from chunk to chunk). Each chunk carries the cheapest checksum the server
 //! offers (CRC-32 on the classroom server: it catches damage on the way as well as a hash does,
 //! for a fraction of the CPU). The file is checked unchanged (size, times, inode) before and
 //! after every read, so a file that changed can never complete an upload (the server files the
@@ -24,7 +24,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -34,6 +33,7 @@ use reqwest::Url;
 use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
+use crate::buffers::BufferPool;
 use crate::error::{QueueError, TusError};
 use crate::fingerprint::Fingerprint;
 use crate::progress::{Activity, ItemProgress, Progress, RateMeter};
@@ -705,11 +705,13 @@ impl Runner {
         &self,
         item: &Item,
         file: &Arc<File>,
+        buffers: &Arc<BufferPool>,
         offset: u64,
         checksum: Option<ChecksumAlgorithm>,
         url: &Url,
     ) -> tokio::task::JoinHandle<Result<Chunk, Failure>> {
         let file = file.clone();
+        let buffers = buffers.clone();
         let path = item.path.clone();
         let fp: Fingerprint = item.file.clone();
         let len = usize::try_from((fp.size - offset).min(self.config.chunk_size as u64))
@@ -718,24 +720,19 @@ impl Runner {
         tokio::task::spawn_blocking(move || {
             let bad = |p: String| Failure::File(p, Some(url.clone()));
             fp.check_stat(&path).map_err(|p| bad(p.to_string()))?;
-            // read_to_end fills spare capacity without zeroing it first.
-            let mut buf = Vec::with_capacity(len);
-            let reader = PositionedReader {
-                file: &file,
-                pos: offset,
-            };
-            reader
-                .take(len as u64)
-                .read_to_end(&mut buf)
-                .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
-            if buf.len() != len {
-                return Err(bad(format!("{} is shorter than expected", path.display())));
-            }
+            let mut buf = buffers.take(len);
+            file.read_exact_at(buf.as_mut_slice(), offset)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        bad(format!("{} is shorter than expected", path.display()))
+                    }
+                    _ => bad(format!("cannot read {}: {e}", path.display())),
+                })?;
             fp.check_stat(&path).map_err(|p| bad(p.to_string()))?;
             Ok(Chunk {
                 offset,
-                checksum: checksum.map(|c| c.header(&buf)),
-                data: bytes::Bytes::from(buf),
+                checksum: checksum.map(|c| c.header(buf.as_ref())),
+                data: buf.into_bytes(),
             })
         })
     }
@@ -760,6 +757,8 @@ impl Runner {
             )
         })?);
         let checksum = self.server_info(client, item).await?.checksum();
+        // One chunk on the wire and one read ahead.
+        let buffers = BufferPool::new(2);
         let mut offset = state.offset;
         let mut meter = RateMeter::new(Duration::from_secs(5));
         meter.record(Instant::now(), offset);
@@ -767,7 +766,7 @@ impl Runner {
         let mut progressed = false;
         let mut conflicts = 0u32;
         let mut checksum_failures = 0u32;
-        let mut next = Some(self.read_chunk(item, &file, offset, checksum, &url));
+        let mut next = Some(self.read_chunk(item, &file, &buffers, offset, checksum, &url));
         loop {
             let Some(pending) = next.take() else {
                 break;
@@ -778,7 +777,7 @@ impl Runner {
             let end = chunk.offset + chunk.data.len() as u64;
             if end < size {
                 // Read ahead while this chunk is on the wire.
-                next = Some(self.read_chunk(item, &file, end, checksum, &url));
+                next = Some(self.read_chunk(item, &file, &buffers, end, checksum, &url));
             }
             tally.wire_bytes += chunk.data.len() as u64;
             match client
@@ -829,7 +828,7 @@ impl Runner {
                     );
                     // (A chunk read ahead is dropped with the handle it is replaced by.)
                     offset = self.resync(client, &url, size).await?;
-                    next = Some(self.read_chunk(item, &file, offset, checksum, &url));
+                    next = Some(self.read_chunk(item, &file, &buffers, offset, checksum, &url));
                 }
                 Err(TusError::Status { status: 409, .. }) if conflicts < 5 => {
                     conflicts += 1;
@@ -839,12 +838,12 @@ impl Runner {
                         let st = client.head(&url).await.map_err(Failure::Tus)?;
                         return self.complete(client, item, &url, st.media_entry).await;
                     }
-                    next = Some(self.read_chunk(item, &file, offset, checksum, &url));
+                    next = Some(self.read_chunk(item, &file, &buffers, offset, checksum, &url));
                 }
                 Err(TusError::Status { status: 460, .. }) if checksum_failures < 3 => {
                     // Corrupted on the way: nothing was kept, send the same bytes again.
                     checksum_failures += 1;
-                    next = Some(self.read_chunk(item, &file, offset, checksum, &url));
+                    next = Some(self.read_chunk(item, &file, &buffers, offset, checksum, &url));
                 }
                 Err(TusError::Status {
                     status: 404 | 410, ..
@@ -1010,20 +1009,6 @@ enum Failure {
     Queue(QueueError),
     /// The local file is gone or changed (with the upload to terminate, if known).
     File(String, Option<Url>),
-}
-
-/// `Read` over a file with `pread`, so a shared `File` needs no seek position.
-struct PositionedReader<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl std::io::Read for PositionedReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
