@@ -10,6 +10,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,11 +31,20 @@ pub const STOP: &str = "Stop recording";
 /// How long a step may take on a loaded 2-core machine before the test calls it stuck.
 pub const STEP: Duration = Duration::from_secs(30);
 
-/// Kills (and reaps) a child process when dropped, so a failing test leaks nothing.
+/// Kills (and reaps) a child process when dropped, so a failing test leaks nothing. A child
+/// started as the leader of its own process group (`process_group(0)`) takes its whole group
+/// with it: tauri-driver does not stop the WebKitWebDriver it starts, which otherwise outlived
+/// every test run.
 pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill() only sends a signal; a pid that leads no group gives ESRCH.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -167,6 +177,8 @@ impl App {
         .env("XDG_CACHE_HOME", home.join("xdg-cache"))
         .env("XDG_CONFIG_HOME", home.join("xdg-config"))
         .env("RUST_LOG", "info,sqlx=warn")
+        // Its own process group, so that dropping the driver also ends WebKitWebDriver.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file);
