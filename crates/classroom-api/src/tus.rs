@@ -33,19 +33,34 @@ pub const MEDIA_ENTRY: &str = "media-entry";
 /// HTTP status for a checksum that does not match the chunk (tus checksum extension).
 pub const STATUS_CHECKSUM_MISMATCH: u16 = 460;
 
+/// The most characters a recording's title may have (after trimming).
+pub const MAX_TITLE_CHARS: usize = 200;
+/// The most characters a recording's file name may have.
+pub const MAX_FILENAME_CHARS: usize = 200;
+
+/// Characters no typed name, title or file name may contain: control characters (newlines,
+/// NULs, terminal escapes) and the bidi controls that can make `evil\u{202E}4pm.exe` read as
+/// `evilexe.mp4`. Shared so the app refuses at once what the server would refuse later.
+pub fn is_forbidden_in_text(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+}
+
 /// `Upload-Metadata` keys (values are base64 in the header, UTF-8 once decoded).
 pub mod meta {
     /// Required: the live room's id.
     pub const LIVE_ROOM: &str = "live_room";
     /// Required: the breakout room's id (must belong to the live room).
     pub const BREAKOUT_ROOM: &str = "breakout_room";
-    /// Required: the recording's title, 1–200 characters, no control characters.
+    /// Required: the recording's title, 1–[`super::MAX_TITLE_CHARS`] characters, none
+    /// [`super::is_forbidden_in_text`].
     pub const TITLE: &str = "title";
     /// Required: when the recording started, RFC 3339.
     pub const STARTED_AT: &str = "started_at";
     /// Required: the recording's duration in milliseconds (a decimal integer).
     pub const DURATION_MS: &str = "duration_ms";
-    /// Optional: the file's name, without any directory (default `recording.mp4`).
+    /// Optional: the file's name, without any directory, at most
+    /// [`super::MAX_FILENAME_CHARS`] characters (default `recording.mp4`).
     pub const FILENAME: &str = "filename";
     /// Optional: the file's media type (default `video/mp4`).
     pub const FILETYPE: &str = "filetype";

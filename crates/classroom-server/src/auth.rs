@@ -170,6 +170,11 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match MaybeCaller::from_request_parts(parts, state).await?.0 {
             Some(c) => Ok(c),
+            // A token was sent but is unknown: the person did sign in, and that sign-in ended
+            // (signed out, or the token was mistyped); "sign in first" would confuse them.
+            None if request_token(parts).is_some() => Err(ApiError::unauthorized_with(
+                "this sign-in is no longer valid (signed out or mistyped token): sign in again",
+            )),
             None => Err(ApiError::unauthorized()),
         }
     }

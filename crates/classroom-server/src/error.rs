@@ -62,10 +62,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, m)
     }
     pub fn unauthorized() -> Self {
-        let mut e = Self::new(
-            StatusCode::UNAUTHORIZED,
-            "sign in first: send Authorization: Bearer <token>",
-        );
+        Self::unauthorized_with("sign in first: send Authorization: Bearer <token>")
+    }
+    /// 401 with the message that fits (no token, or one that is no longer valid).
+    pub fn unauthorized_with(message: &'static str) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, message);
         e.headers.push((
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"classroom\""),

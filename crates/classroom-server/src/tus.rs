@@ -242,7 +242,7 @@ fn recording_meta(raw: &str) -> Result<RecordingMeta, ApiError> {
     Ok(RecordingMeta {
         live_room: id(t::meta::LIVE_ROOM)?,
         breakout_room: id(t::meta::BREAKOUT_ROOM)?,
-        title: validate::text("title", req(t::meta::TITLE)?, 200)?,
+        title: validate::text("title", req(t::meta::TITLE)?, t::MAX_TITLE_CHARS)?,
         started_at,
         duration_ms,
         filename: match m.get(t::meta::FILENAME) {

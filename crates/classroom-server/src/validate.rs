@@ -16,16 +16,12 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, Error> {
             "{field} is longer than {max} characters"
         )));
     }
-    if v.chars().any(|c| c.is_control() || is_bidi_control(c)) {
+    if v.chars().any(classroom_api::tus::is_forbidden_in_text) {
         return Err(Error::Invalid(format!(
             "{field} must not contain control characters"
         )));
     }
     Ok(v.to_string())
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
 /// A username: 1..=64 of `[A-Za-z0-9._-]`, compared case-sensitively.
@@ -59,7 +55,7 @@ pub fn new_password(value: &str) -> Result<(), Error> {
 
 /// A file name for a download: no directories, no control characters, not `.` or `..`.
 pub fn filename(value: &str) -> Result<String, Error> {
-    let v = text("filename", value, 200)?;
+    let v = text("filename", value, classroom_api::tus::MAX_FILENAME_CHARS)?;
     if v.contains(['/', '\\']) || v == "." || v == ".." {
         return Err(Error::Invalid("filename must not contain a path".into()));
     }

@@ -928,3 +928,27 @@ async fn hostile_json_api_requests_get_clear_4xx() {
     common::sign_in(&t.http, &t.base, "teacher", "teacher-password").await;
     t.shutdown().await;
 }
+
+/// Table: a 401 says what to do. Without a token: sign in; with one the server no longer knows
+/// (signed out, mistyped, forged): that sign-in has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_tells_a_missing_sign_in_from_an_ended_one() {
+    let t = common::start().await;
+    // (case, Authorization header, words the message must have)
+    let cases = [
+        ("no token", None, "sign in first"),
+        ("forged token", Some("Bearer brt_forged"), "no longer valid"),
+        ("other scheme", Some("Basic dXNlcjpwYXNz"), "sign in first"),
+    ];
+    for (case, header, want) in cases {
+        let mut req = t.http.get(t.url("/api/me"));
+        if let Some(h) = header {
+            req = req.header("authorization", h);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{case}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        let msg = v["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(want), "{case}: {msg}");
+    }
+}
