@@ -49,13 +49,25 @@ impl TusError {
 /// Problems with the queue file, its lock, or a file being enqueued.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("{what} {}: {source}", path.display())]
+    /// The cause is part of the message (not a `source`), so a chain printer such as
+    /// anyhow's `{:#}` does not say it twice.
+    #[error("{what} {}: {cause}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    /// The queue path exists but is not a regular file (a directory, a device, a socket): it is
+    /// not ours to rename or replace, so nothing is touched.
+    #[error("the upload queue {} is not a regular file ({kind}); give --queue a file path", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
+    /// Another process (the app, another `recorder`) is running this queue now.
+    #[error("process {pid} is already uploading from {}", path.display())]
+    RunnerElsewhere { path: PathBuf, pid: u32 },
+    /// A change would have stored something this program refuses to read back (a token with
+    /// control characters, a server's absurdly long URL): the queue was left as it was.
+    #[error("not saved, the upload queue is unchanged: {0}")]
+    Unsavable(String),
     /// The queue file could not be read as a queue. It was renamed, never overwritten, so
     /// nothing in it is lost; the next open starts an empty queue.
     #[error(

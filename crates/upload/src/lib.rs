@@ -52,10 +52,10 @@ pub fn enqueue(
     auth: Auth,
     options: EnqueueOptions,
 ) -> Result<Item, QueueError> {
-    let path = std::path::absolute(path).map_err(|source| QueueError::Io {
+    let path = std::path::absolute(path).map_err(|cause| QueueError::Io {
         what: "cannot resolve",
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let not_playable = |reason: String| QueueError::NotPlayable {
         path: path.clone(),

@@ -24,6 +24,11 @@ const MAX_MOOV: u64 = 64 << 20;
 pub fn check(path: &Path) -> Result<Mp4Info, String> {
     let mut f = File::open(path).map_err(|e| e.to_string())?;
     let len = f.metadata().map_err(|e| e.to_string())?.len();
+    match len {
+        0 => return Err("the file is empty".into()),
+        1..8 => return Err(format!("not an MP4 file ({len} bytes)")),
+        _ => {}
+    }
     // The type of the first box decides "is it an MP4 at all" before any size is trusted.
     let mut first = [0u8; 8];
     if len >= 8 {
@@ -200,7 +205,13 @@ mod tests {
                 Ok(Some(3000)),
             ),
             ("no duration stated", cat(&[&ftyp, &moov_unknown]), Ok(None)),
-            ("empty file", vec![], Err("no moov")),
+            ("empty file", vec![], Err("the file is empty")),
+            (
+                "7 bytes",
+                b"\0\0\0\x08fty".to_vec(),
+                Err("not an MP4 file (7 bytes)"),
+            ),
+            ("just an ftyp", ftyp.clone(), Err("no moov")),
             (
                 "text file",
                 b"hello, this is not a video at all".to_vec(),

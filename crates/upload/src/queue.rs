@@ -67,6 +67,42 @@ pub struct Destination {
     pub filename: String,
 }
 
+impl Destination {
+    /// The classroom server's rules for a title and a file name, checked when an item is
+    /// queued so that a name the server would refuse is a clear error now rather than a dead
+    /// upload later. (Not part of [`Item::validate`]: a queue saved before a rule changed
+    /// must still load.)
+    pub fn check_server_rules(&self) -> Result<(), String> {
+        use classroom_api::tus::{MAX_FILENAME_CHARS, MAX_TITLE_CHARS, is_forbidden_in_text};
+        let title = self.title.trim();
+        if title.chars().count() > MAX_TITLE_CHARS {
+            return Err(format!(
+                "the title is longer than {MAX_TITLE_CHARS} characters"
+            ));
+        }
+        if title.chars().any(is_forbidden_in_text) {
+            return Err(
+                "the title contains control or text-direction characters; type it plainly".into(),
+            );
+        }
+        if self.filename.chars().count() > MAX_FILENAME_CHARS {
+            return Err(format!(
+                "the file name is longer than {MAX_FILENAME_CHARS} characters; rename the file"
+            ));
+        }
+        if self.filename.chars().any(is_forbidden_in_text)
+            || self.filename.contains('\\')
+            || matches!(self.filename.as_str(), "." | "..")
+        {
+            return Err(format!(
+                "the file name {:?} has characters the server refuses; rename the file",
+                truncate(&self.filename)
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Where an item stands. `Waiting` and `Uploading` are pending; the others are final until a
 /// person acts (`retry`, a new token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +191,9 @@ impl Item {
             updated_at: now,
         };
         item.validate().map_err(QueueError::BadDestination)?;
+        item.destination
+            .check_server_rules()
+            .map_err(QueueError::BadDestination)?;
         Ok(item)
     }
 
@@ -328,14 +367,37 @@ enum Read_ {
     Bad(String),
 }
 
+fn is_read_only(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// A word for what sits where the queue file should be.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_fifo() {
+        "a pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
 fn io_err<'a>(
     what: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> QueueError + 'a {
-    move |source| QueueError::Io {
+    move |cause| QueueError::Io {
         what,
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 
@@ -363,10 +425,19 @@ impl Clone for QueueFile {
 }
 
 impl QueueFile {
-    /// The queue at `path` (nothing is touched until it is read or changed).
+    /// The queue at `path` (nothing is touched until it is read or changed). A symbolic link
+    /// is followed once, here: updates then replace the file it points to (not the link), and
+    /// every process that names the file either way shares the same locks.
     pub fn new(path: impl Into<PathBuf>) -> QueueFile {
+        let path = path.into();
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        let path = match is_link.then(|| std::fs::canonicalize(&path)) {
+            Some(Ok(target)) => target,
+            // Not a link, or a dangling one (which an update replaces with the queue).
+            _ => path,
+        };
         QueueFile {
-            path: path.into(),
+            path,
             swept: AtomicBool::new(false),
         }
     }
@@ -403,14 +474,22 @@ impl QueueFile {
     fn open_lock(&self, suffix: &str) -> Result<(File, PathBuf), QueueError> {
         self.ensure_dir()?;
         let p = self.sibling(suffix);
-        let f = OpenOptions::new()
+        let rw = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(&p)
-            .map_err(io_err("cannot open the lock file", &p))?;
+            .open(&p);
+        let f = match rw {
+            Ok(f) => f,
+            // A read-only queue (a mounted backup, another user's files) can still be listed:
+            // flock works on a descriptor opened for reading. Changing it fails later, clearly.
+            Err(e) if is_read_only(&e) => {
+                File::open(&p).map_err(|_| io_err("cannot open the lock file", &p)(e))?
+            }
+            Err(e) => return Err(io_err("cannot open the lock file", &p)(e)),
+        };
         Ok((f, p))
     }
 
@@ -422,7 +501,10 @@ impl QueueFile {
             Err(e) => return Err(io_err("cannot read the upload queue", &self.path)(e)),
         };
         if !md.is_file() {
-            return Ok(Read_::Bad("it is not a regular file".into()));
+            return Err(QueueError::NotAFile {
+                path: self.path.clone(),
+                kind: file_kind(&md.file_type()),
+            });
         }
         if md.len() > MAX_FILE_BYTES {
             return Ok(Read_::Bad(format!(
@@ -523,6 +605,9 @@ impl QueueFile {
         let before = q.clone();
         let r = f(&mut q)?;
         if q != before {
+            // Never store what `read` would refuse: that would set the whole queue aside on
+            // the next load.
+            q.validate().map_err(QueueError::Unsavable)?;
             self.write(&q)?;
         }
         Ok(r)
@@ -593,9 +678,12 @@ impl QueueFile {
 
     /// Whether another process holds the run lock now, and its pid when it wrote one.
     pub fn runner_pid(&self) -> Result<Option<u32>, QueueError> {
-        match self.try_lock_runner()? {
-            Some(_held_briefly) => Ok(None),
-            None => {
+        match self.try_lock_runner() {
+            Ok(Some(_held_briefly)) => Ok(None),
+            // No lock file and no right to create one: nobody can be running this queue.
+            Err(QueueError::Io { cause, .. }) if is_read_only(&cause) => Ok(None),
+            Err(e) => Err(e),
+            Ok(None) => {
                 let pid = std::fs::read_to_string(self.sibling(".run-lock"))
                     .ok()
                     .and_then(|s| s.trim().parse().ok());
@@ -661,6 +749,43 @@ mod tests {
             files_in(&dir.path().join("sub")),
             ["queue.json", "queue.json.lock"]
         );
+    }
+
+    /// Table: names the classroom server would refuse are refused when queuing, with a reason
+    /// a person can act on.
+    #[test]
+    fn names_the_server_refuses_are_refused_when_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = sample_item(dir.path()).destination;
+        let long = "x".repeat(201);
+        // (title, file name, error that names the problem; "" = accepted)
+        let cases = [
+            ("Group A", "rec.mp4", ""),
+            ("Gruppe Ä – 数学", "Gruppe Ä.mp4", ""),
+            (&long[..200], "rec.mp4", ""),
+            (&long, "rec.mp4", "title is longer than 200"),
+            ("evil\u{202E}4pm.exe", "rec.mp4", "text-direction"),
+            ("left\u{2066}isolate", "rec.mp4", "text-direction"),
+            ("tab\there", "rec.mp4", "control"),
+            ("Group A", &long, "file name is longer than 200"),
+            ("Group A", "a\u{202E}4pm.exe.mp4", "rename the file"),
+            ("Group A", "back\\slash.mp4", "rename the file"),
+            ("Group A", "..", "rename the file"),
+        ];
+        for (title, filename, want) in cases {
+            let d = Destination {
+                title: title.into(),
+                filename: filename.into(),
+                ..base.clone()
+            };
+            let got = d.check_server_rules();
+            if want.is_empty() {
+                assert_eq!(got, Ok(()), "{title:?} {filename:?}");
+            } else {
+                let e = got.unwrap_err();
+                assert!(e.contains(want), "{title:?} {filename:?}: {e}");
+            }
+        }
     }
 
     #[test]
@@ -808,11 +933,6 @@ mod tests {
         );
         assert_eq!(qf.load().unwrap(), Queue::default());
 
-        // A directory where the file should be.
-        let qf = QueueFile::new(dir.path().join("dir.json"));
-        std::fs::create_dir(qf.path()).unwrap();
-        assert!(matches!(qf.load(), Err(QueueError::Corrupt { .. })));
-
         // A newer program's queue is left exactly where it is.
         let qf = QueueFile::new(dir.path().join("newer.json"));
         let newer = br#"{"version": 7, "items": [{"whatever": true}]}"#;
@@ -834,6 +954,166 @@ mod tests {
         v["items"][0]["future_field"] = 1.into();
         std::fs::write(qf.path(), serde_json::to_vec(&v).unwrap()).unwrap();
         assert_eq!(qf.load().unwrap().items.len(), 1);
+    }
+
+    /// Table: what sits at the queue's path is not a file of ours. Every command (load, add,
+    /// run lock) answers with a clear error, and nothing there is renamed or replaced.
+    #[test]
+    fn things_that_are_not_a_queue_file_are_left_where_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let make_dir = |p: &Path| std::fs::create_dir(p).unwrap();
+        let make_fifo = |p: &Path| {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        };
+        let make_socket = |p: &Path| {
+            std::mem::forget(std::os::unix::net::UnixListener::bind(p).unwrap());
+        };
+        type Make<'a> = &'a dyn Fn(&Path);
+        let cases: [(&str, Make, &str); 3] = [
+            ("dir.json", &make_dir, "a directory"),
+            ("fifo.json", &make_fifo, "a pipe"),
+            ("socket.json", &make_socket, "a socket"),
+        ];
+        for (name, make, kind) in cases {
+            let path = dir.path().join(name);
+            make(&path);
+            let qf = QueueFile::new(&path);
+            let errors = [
+                qf.load().map(|_| ()).unwrap_err(),
+                qf.update(|q| q.push(sample_item(dir.path())).map(|_| ()))
+                    .unwrap_err(),
+            ];
+            for err in errors {
+                assert!(
+                    matches!(&err, QueueError::NotAFile { kind: k, .. } if *k == kind),
+                    "{name}: {err}"
+                );
+                assert!(err.to_string().contains("--queue"), "{name}: {err}");
+            }
+            assert!(path.exists(), "{name}: still there");
+            let aside = files_in(dir.path())
+                .into_iter()
+                .filter(|f| f.contains("corrupt"))
+                .count();
+            assert_eq!(aside, 0, "{name}: nothing renamed");
+        }
+    }
+
+    /// A queue reached through a symbolic link: updates go to the file it points to, the link
+    /// stays a link, and both names share one lock.
+    #[test]
+    fn a_symlinked_queue_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("link.json");
+        QueueFile::new(&real)
+            .update(|q| q.push(sample_item(dir.path())))
+            .unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let via_link = QueueFile::new(&link);
+        via_link
+            .update(|q| q.push(sample_item(dir.path())))
+            .unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(QueueFile::new(&real).load().unwrap().items.len(), 2);
+        let held = via_link.try_lock_runner().unwrap().unwrap();
+        assert!(QueueFile::new(&real).try_lock_runner().unwrap().is_none());
+        drop(held);
+    }
+
+    /// Table: changes that would store what the queue refuses to read back are refused, and
+    /// the file stays byte for byte as it was (before, one such item set the whole queue
+    /// aside at the next load).
+    #[test]
+    fn changes_that_could_not_be_read_back_are_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let qf = QueueFile::new(dir.path().join("queue.json"));
+        let id = qf.update(|q| q.push(sample_item(dir.path()))).unwrap();
+        let before = std::fs::read(qf.path()).unwrap();
+        let long_url = format!("http://127.0.0.1/files/{}", "a".repeat(5000));
+        type Change = Box<dyn Fn(&mut Item)>;
+        let cases: [(&str, Change, &str); 4] = [
+            (
+                "token with CR LF",
+                Box::new(|i| i.auth.bearer = Some("abc\r\nX-Evil: 1".into())),
+                "token contains control",
+            ),
+            (
+                "5000-character token",
+                Box::new(|i| i.auth.bearer = Some("t".repeat(5000))),
+                "token is longer",
+            ),
+            (
+                "5000-character upload URL",
+                Box::new(move |i| i.upload_url = Some(long_url.clone())),
+                "upload URL is too long",
+            ),
+            (
+                "offset past the end",
+                Box::new(|i| i.offset = i.file.size + 1),
+                "past the file's size",
+            ),
+        ];
+        for (name, change, want) in cases {
+            let err = qf
+                .update(|q| {
+                    change(q.get_mut(&id).unwrap());
+                    Ok(())
+                })
+                .unwrap_err();
+            assert!(
+                matches!(&err, QueueError::Unsavable(m) if m.contains(want)),
+                "{name}: {err}"
+            );
+            assert!(err.to_string().contains("unchanged"), "{name}: {err}");
+            assert_eq!(std::fs::read(qf.path()).unwrap(), before, "{name}");
+        }
+    }
+
+    /// A queue someone may read but not change (a backup, a read-only mount): it lists, and a
+    /// change says why it cannot be made. Permissions do not stop root, so as root (CI) the
+    /// test runs itself again as `nobody`.
+    #[test]
+    fn a_read_only_queue_can_be_listed() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let status = std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(std::env::current_exe().unwrap())
+                .args(["--exact", "queue::tests::a_read_only_queue_can_be_listed"])
+                .env("TMPDIR", "/tmp")
+                .status()
+                .expect("setpriv (util-linux) runs the test as nobody");
+            assert!(status.success(), "as nobody: {status}");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("ro");
+        let qf = QueueFile::new(sub.join("queue.json"));
+        qf.update(|q| q.push(sample_item(dir.path()))).unwrap();
+        std::fs::remove_file(sub.join("queue.json.lock")).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let listed = qf.load().map(|q| q.items.len());
+        let runner = qf.runner_pid();
+        let change = qf.update(|q| q.push(sample_item(dir.path())));
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(listed.unwrap(), 1);
+        assert_eq!(runner.unwrap(), None);
+        let err = change.unwrap_err().to_string();
+        assert!(err.contains("Permission denied"), "{err}");
+        assert_eq!(
+            err.matches("Permission denied").count(),
+            1,
+            "said once: {err}"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! | what happened | what the runner does |
 //! |---|---|
 //! | connection refused/reset, DNS failure, timeout | item waits; retried with backoff (forever: offline first) |
-//! | 5xx, 423, 429 | item waits; retried with backoff; `max_server_errors` in a row → failed |
+//! | 5xx (but 501, 505), 408, 423, 429 | item waits; retried with backoff; `max_server_errors` in a row → failed |
+//! | 501, 505; an answer that is not HTTP | failed: this server cannot take uploads |
 //! | 409 (offset mismatch) | `HEAD`, continue at the server's offset |
 //! | 460 (checksum mismatch) | the chunk is sent again; 3 in a row → failed |
 //! | 404/410 on a known upload | a new upload of the same file (the old one never completed) |
@@ -25,7 +26,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -188,6 +188,12 @@ struct Tally {
     wire_bytes: u64,
 }
 
+/// Statuses a server may answer while busy, restarting or overloaded. 501 (not implemented)
+/// and 505 (HTTP version) are how a server says it will never do this: waiting cannot help.
+fn heals_by_waiting(status: u16) -> bool {
+    matches!(status, 408 | 423 | 429 | 500 | 502..=504 | 506..=599)
+}
+
 fn status_error_is_final(status: u16, message: &str) -> Option<State> {
     match status {
         // 401: who you are is not accepted (expired or revoked sign-in): a new token heals it.
@@ -264,22 +270,23 @@ impl Runner {
         let q = self.queue.clone();
         tokio::task::spawn_blocking(move || q.update(f))
             .await
-            .map_err(|e| QueueError::Io {
-                what: "queue task failed for",
-                path: PathBuf::new(),
-                source: std::io::Error::other(e),
-            })?
+            .map_err(|e| self.task_failed(e))?
+    }
+
+    /// A blocking queue task panicked or was cancelled (only at shutdown).
+    fn task_failed(&self, e: tokio::task::JoinError) -> QueueError {
+        QueueError::Io {
+            what: "the queue task failed for",
+            path: self.queue.path().to_path_buf(),
+            cause: std::io::Error::other(e),
+        }
     }
 
     async fn load(&self) -> Result<crate::queue::Queue, QueueError> {
         let q = self.queue.clone();
         tokio::task::spawn_blocking(move || q.load())
             .await
-            .map_err(|e| QueueError::Io {
-                what: "queue task failed for",
-                path: PathBuf::new(),
-                source: std::io::Error::other(e),
-            })?
+            .map_err(|e| self.task_failed(e))?
     }
 
     /// Changes one item; `Ok(false)` when it is no longer in the queue.
@@ -307,20 +314,11 @@ impl Runner {
         let queue = self.queue.clone();
         let lock = tokio::task::spawn_blocking(move || queue.try_lock_runner())
             .await
-            .map_err(|e| QueueError::Io {
-                what: "queue task failed for",
-                path: PathBuf::new(),
-                source: std::io::Error::other(e),
-            })??;
+            .map_err(|e| self.task_failed(e))??;
         let Some(_lock) = lock else {
-            let pid = self.queue.runner_pid()?.unwrap_or(0);
-            return Err(QueueError::Io {
-                what: "another process is already uploading from",
+            return Err(QueueError::RunnerElsewhere {
                 path: self.queue.path().to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::WouldBlock,
-                    format!("process {pid} holds its run lock"),
-                ),
+                pid: self.queue.runner_pid()?.unwrap_or(0),
             });
         };
 
@@ -545,8 +543,8 @@ impl Runner {
                 if let Some(state) = status_error_is_final(*status, message) {
                     return self.finish(id, state).await;
                 }
-                match status {
-                    408 | 423 | 429 | 500..=599 => Ok(Attempt::Retry {
+                match *status {
+                    s if heals_by_waiting(s) => Ok(Attempt::Retry {
                         error: msg,
                         kind: RetryKind::Server,
                         progressed: false,
@@ -849,7 +847,9 @@ impl Runner {
                     status: 404 | 410, ..
                 }) => {
                     // Expired mid-way: the next attempt's HEAD sees it and starts anew.
-                    let _ = self.edit(&item.id, |i| i.upload_url = None).await;
+                    self.edit(&item.id, |i| i.upload_url = None)
+                        .await
+                        .map_err(Failure::Queue)?;
                     return Ok(Attempt::Retry {
                         error: "the server dropped the unfinished upload; starting a new one"
                             .into(),
@@ -857,14 +857,13 @@ impl Runner {
                         progressed,
                     });
                 }
-                Err(
-                    e @ (TusError::Network { .. }
-                    | TusError::Status {
-                        status: 408 | 423 | 429 | 500..=599,
-                        ..
-                    }),
-                ) => {
-                    let _ = self.edit(&item.id, move |i| i.offset = offset).await;
+                Err(e)
+                    if matches!(e, TusError::Network { .. })
+                        || e.status().is_some_and(heals_by_waiting) =>
+                {
+                    self.edit(&item.id, move |i| i.offset = offset)
+                        .await
+                        .map_err(Failure::Queue)?;
                     return Ok(Attempt::Retry {
                         kind: if matches!(e, TusError::Network { .. }) {
                             RetryKind::Network
@@ -1014,6 +1013,29 @@ enum Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_statuses_are_worth_waiting_for() {
+        // (status, retried later)
+        let cases = [
+            (408, true),
+            (423, true),
+            (429, true),
+            (500, true),
+            (501, false),
+            (502, true),
+            (503, true),
+            (504, true),
+            (505, false),
+            (507, true),
+            (400, false),
+            (404, false),
+            (422, false),
+        ];
+        for (status, want) in cases {
+            assert_eq!(heals_by_waiting(status), want, "{status}");
+        }
+    }
 
     #[test]
     fn statuses_that_cannot_heal_by_waiting_end_in_a_clear_state() {

@@ -141,8 +141,12 @@ pub struct UploadState {
 pub struct ClientConfig {
     /// Connection set-up limit: an unreachable server is noticed quickly.
     pub connect_timeout: Duration,
-    /// Limit for a whole request (a chunk must go through within it).
+    /// Limit for a whole `PATCH` (a chunk must go through within it).
     pub request_timeout: Duration,
+    /// Limit for every other request (`OPTIONS`, `POST`, `HEAD`, `DELETE`, `GET`): they carry
+    /// no body, so a server that takes longer is stuck, and waiting five minutes on one would
+    /// look like a hang.
+    pub control_timeout: Duration,
     pub user_agent: String,
 }
 
@@ -152,6 +156,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             // A 4 MiB chunk in 5 minutes is ~14 kB/s: slower than that is treated as a stall.
             request_timeout: Duration::from_secs(300),
+            control_timeout: Duration::from_secs(30),
             user_agent: format!("breakout-recorder-upload/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -162,6 +167,7 @@ impl Default for ClientConfig {
 pub struct TusClient {
     http: reqwest::Client,
     auth: HeaderMap,
+    control_timeout: Duration,
 }
 
 /// Encodes `Upload-Metadata`: `key base64(value)` pairs joined by commas.
@@ -205,6 +211,21 @@ fn network_reason(e: &reqwest::Error) -> String {
     reason
 }
 
+/// Whether something answered, but not in HTTP (an SSH or mail server, a database on the port
+/// given): waiting will not change that, unlike a refused or cut connection.
+fn answered_without_http(e: &reqwest::Error) -> bool {
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse)
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
 impl TusClient {
     pub fn new(config: &ClientConfig, auth: &Auth) -> Result<Self, TusError> {
         let http = reqwest::Client::builder()
@@ -218,14 +239,22 @@ impl TusClient {
         Ok(TusClient {
             http,
             auth: auth.header_map()?,
+            control_timeout: config.control_timeout,
         })
     }
 
     fn request(&self, method: Method, url: &Url) -> reqwest::RequestBuilder {
-        self.http
+        let timeout = method != Method::PATCH;
+        let req = self
+            .http
             .request(method, url.clone())
             .headers(self.auth.clone())
-            .header("tus-resumable", TUS_VERSION)
+            .header("tus-resumable", TUS_VERSION);
+        if timeout {
+            req.timeout(self.control_timeout)
+        } else {
+            req
+        }
     }
 
     /// Sends a request; transport failures become [`TusError::Network`], any status outside
@@ -237,9 +266,18 @@ impl TusClient {
         url: &Url,
         ok: &[StatusCode],
     ) -> Result<reqwest::Response, TusError> {
-        let resp = req.send().await.map_err(|e| TusError::Network {
-            url: url.to_string(),
-            reason: network_reason(&e),
+        let resp = req.send().await.map_err(|e| {
+            if answered_without_http(&e) {
+                TusError::Protocol {
+                    url: url.to_string(),
+                    reason: "the server's answer is not HTTP; check the address and port".into(),
+                }
+            } else {
+                TusError::Network {
+                    url: url.to_string(),
+                    reason: network_reason(&e),
+                }
+            }
         })?;
         if ok.contains(&resp.status()) {
             return Ok(resp);
@@ -314,6 +352,16 @@ impl TusClient {
                 url: endpoint.to_string(),
                 reason: "201 Created without a Location header".into(),
             })?;
+        if loc.len() > MAX_LOCATION {
+            // The queue stores the URL to resume with; one this long is a broken server.
+            return Err(TusError::Protocol {
+                url: endpoint.to_string(),
+                reason: format!(
+                    "the upload's Location is {} characters long (at most {MAX_LOCATION})",
+                    loc.len()
+                ),
+            });
+        }
         let url = endpoint.join(loc).map_err(|e| TusError::Protocol {
             url: endpoint.to_string(),
             reason: format!("bad Location {loc:?}: {e}"),
@@ -435,6 +483,9 @@ fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     }
 }
 
+/// The longest upload URL accepted from a server (the queue stores it).
+const MAX_LOCATION: usize = 2048;
+
 /// At most this much of an error body is read.
 const MAX_MESSAGE: usize = 4096;
 
@@ -456,15 +507,67 @@ async fn read_message(mut resp: reqwest::Response) -> String {
         Ok(e) => e.error,
         Err(_) => String::from_utf8_lossy(&body).into_owned(),
     };
-    let line: String = text
-        .lines()
-        .next()
-        .unwrap_or("")
+    one_line(&text)
+}
+
+/// A server's error body as one short line: a JSON message as is, an HTML page by its title
+/// (a web server's error page would otherwise show as markup), plain text by its first line.
+fn one_line(text: &str) -> String {
+    let trimmed = text.trim_start();
+    let html = trimmed.len() > 1
+        && trimmed.as_bytes()[0] == b'<'
+        && (trimmed.as_bytes()[1].is_ascii_alphabetic() || trimmed.as_bytes()[1] == b'!');
+    let line = if html {
+        html_title(trimmed).unwrap_or_else(|| strip_tags(trimmed))
+    } else {
+        trimmed.lines().next().unwrap_or("").to_string()
+    };
+    let visible: String = line
         .chars()
-        .filter(|c| !c.is_control())
-        .take(300)
+        .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    line.trim().to_string()
+    let words = visible.split_whitespace().collect::<Vec<_>>().join(" ");
+    words.chars().take(200).collect()
+}
+
+/// The text of the first `<title>` (or `<h1>`) element.
+fn html_title(html: &str) -> Option<String> {
+    let lower = html.to_ascii_lowercase();
+    for tag in ["title", "h1"] {
+        let Some(start) = lower.find(&format!("<{tag}")) else {
+            continue;
+        };
+        let Some(open_end) = lower[start..].find('>') else {
+            continue;
+        };
+        let from = start + open_end + 1;
+        let to = lower[from..]
+            .find(&format!("</{tag}"))
+            .map_or(lower.len(), |e| from + e);
+        // Lowercasing ASCII keeps byte positions, so they index `html` too.
+        let title = strip_tags(&html[from..to]);
+        if !title.trim().is_empty() {
+            return Some(title);
+        }
+    }
+    None
+}
+
+fn strip_tags(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -526,6 +629,29 @@ mod tests {
         for (ext, algs, want) in cases {
             assert_eq!(info(ext, algs).checksum(), want, "{ext:?} {algs:?}");
         }
+    }
+
+    #[test]
+    fn error_bodies_become_one_short_line() {
+        let nginx = "<html>\r\n<head><title>501 Not Implemented</title></head>\r\n<body>\r\n<center><h1>501 Not Implemented</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+        let python = "<!DOCTYPE HTML>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\n<title>Error response</title></head><body><h1>Error response</h1><p>Error code: 501</p></body></html>";
+        let huge_title = format!("<title>{}</title>", "x".repeat(10_000));
+        // (body, line shown)
+        let cases = [
+            ("live room not found", "live room not found"),
+            ("first line\nsecond line", "first line"),
+            (nginx, "501 Not Implemented"),
+            (python, "Error response"),
+            ("<p>no <b>title</b> here</p>", "no title here"),
+            ("<h1>Gone</h1>", "Gone"),
+            ("a < b > c", "a < b > c"),
+            ("bell\u{7}and\u{1b}[31mescape", "bell and [31mescape"),
+            ("", ""),
+        ];
+        for (body, want) in cases {
+            assert_eq!(one_line(body), want, "{body:?}");
+        }
+        assert_eq!(one_line(&huge_title).chars().count(), 200);
     }
 
     #[test]
