@@ -46,6 +46,17 @@ pub(crate) fn ff(what: &'static str) -> impl FnOnce(ffmpeg::Error) -> EncodeErro
     move |source| EncodeError::Ffmpeg { what, source }
 }
 
+/// How long a media file plays, as FFmpeg's demuxer sees it (it reads a fragmented MP4's
+/// fragments, which a box-header scan cannot date). `None` when FFmpeg cannot open the file or
+/// it states no duration.
+pub fn probe_duration_ms(path: &Path) -> Option<u64> {
+    ffmpeg::init().ok()?;
+    let input = ffmpeg::format::input(path).ok()?;
+    let micros = input.duration();
+    // AV_NOPTS_VALUE (i64::MIN) and negatives mean "unknown".
+    (micros > 0).then(|| u64::try_from(micros / 1000).unwrap_or(0))
+}
+
 /// The picture going in and coming out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoParams {

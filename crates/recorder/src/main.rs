@@ -129,7 +129,11 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            1
+            if e.downcast_ref::<upload_cli::UsageError>().is_some() {
+                2
+            } else {
+                1
+            }
         }
     };
     std::process::exit(code);

@@ -173,19 +173,95 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A bad argument found after parsing: the process exits 2, as for clap's own checks.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(message: String) -> anyhow::Error {
+    UsageError(message).into()
+}
+
+/// An argument as shown back in an error: a pasted page of text stays one short line.
+fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(80).collect();
+    if s.chars().count() > 80 {
+        out.push_str("...");
+    }
+    format!("{out:?}")
+}
+
 /// Checks a server URL early, so a typo is one clear line rather than a network error later.
-fn server_url(s: &str) -> Result<String> {
-    let u = reqwest::Url::parse(s.trim()).map_err(|e| anyhow::anyhow!("--server {s:?}: {e}"))?;
+fn server_url(flag: &str, s: &str) -> Result<String> {
+    let u =
+        reqwest::Url::parse(s.trim()).map_err(|e| usage(format!("{flag} {}: {e}", shown(s))))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        bail!("--server {s:?}: give an http:// or https:// URL");
+        return Err(usage(format!(
+            "{flag} {}: give an http:// or https:// URL",
+            shown(s)
+        )));
+    }
+    if u.as_str().len() > 2000 {
+        return Err(usage(format!("{flag}: the URL is too long")));
     }
     Ok(u.as_str().trim_end_matches('/').to_string())
 }
 
-fn auth(t: &TargetArgs) -> Auth {
-    Auth {
-        bearer: t.token.clone().filter(|t| !t.is_empty()),
+fn auth(t: &TargetArgs) -> Result<Auth> {
+    Ok(Auth {
+        bearer: t.token.as_deref().map(check_token).transpose()?.flatten(),
         headers: t.headers.clone(),
+    })
+}
+
+/// A token as typed or pasted: surrounding whitespace dropped, empty means none, and anything a
+/// header cannot carry is refused here (it would otherwise fail every request, later).
+fn check_token(t: &str) -> Result<Option<String>> {
+    let t = t.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if t.len() > 4096 {
+        return Err(usage(format!(
+            "--token is {} characters long; paste only the token",
+            t.len()
+        )));
+    }
+    if !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(usage(
+            "--token has spaces, control characters or non-ASCII letters; paste only the token"
+                .into(),
+        ));
+    }
+    Ok(Some(t.to_string()))
+}
+
+/// Adds to the queue. A bad destination is a usage error; a queue file that had to be set
+/// aside (damaged by hand or by a disk) is reported, and the item goes into a fresh queue, so
+/// the recording still gets queued.
+fn enqueue(
+    queue: &QueueFile,
+    file: &Path,
+    dest: Destination,
+    auth: Auth,
+    opts: EnqueueOptions,
+) -> Result<Item> {
+    let add = || upload::enqueue(queue, file, dest.clone(), auth.clone(), opts);
+    match add() {
+        Ok(item) => Ok(item),
+        Err(upload::QueueError::BadDestination(m)) => Err(usage(m)),
+        Err(e @ upload::QueueError::Corrupt { .. }) => {
+            eprintln!("warning: {e}");
+            Ok(add()?)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -196,9 +272,9 @@ fn destination(
     started_at: String,
     duration_ms: u64,
 ) -> Result<Destination> {
-    let server = server_url(server)?;
+    let server = server_url("--server", server)?;
     let endpoint = match &t.endpoint {
-        Some(e) => server_url(e)?,
+        Some(e) => server_url("--endpoint", e)?,
         None => format!("{server}/files/"),
     };
     let name = file
@@ -244,15 +320,22 @@ pub fn upload(args: UploadArgs, q: QueueArgs) -> Result<i32> {
     let duration_ms = match args.duration {
         Some(s) => (s * 1000.0).round() as u64,
         None if args.any_file => 0,
+        // The box scan is instant but cannot date a fragmented MP4 without `mehd`; FFmpeg
+        // reads its fragments.
         None => upload::mp4::check(&file)
             .ok()
             .and_then(|i| i.duration_ms)
+            .or_else(|| encode::probe_duration_ms(&file))
             .unwrap_or(0),
     };
     let started_at = match args.started_at {
         Some(s) => {
-            chrono::DateTime::parse_from_rfc3339(&s)
-                .map_err(|_| anyhow::anyhow!("--started-at {s:?} is not an RFC 3339 time"))?;
+            chrono::DateTime::parse_from_rfc3339(&s).map_err(|_| {
+                usage(format!(
+                    "--started-at {}: give an RFC 3339 time like 2025-01-31T09:30:00Z",
+                    shown(&s)
+                ))
+            })?;
             s
         }
         None => {
@@ -266,8 +349,9 @@ pub fn upload(args: UploadArgs, q: QueueArgs) -> Result<i32> {
         any_file: args.any_file,
         delete_after_upload: args.delete_after_upload,
     };
+    let auth = auth(&args.target)?;
     eprintln!("Checking {} ...", file.display());
-    let item = upload::enqueue(&queue, &file, dest, auth(&args.target), opts)?;
+    let item = enqueue(&queue, &file, dest, auth, opts)?;
     eprintln!(
         "Queued {} as {} ({}) in {}",
         file.display(),
@@ -307,11 +391,11 @@ pub fn after_recording(
         started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         duration_ms,
     )?;
-    let item = upload::enqueue(
+    let item = enqueue(
         &queue,
         file,
         dest,
-        auth(&args.target),
+        auth(&args.target)?,
         EnqueueOptions::default(),
     )?;
     eprintln!("Queued the recording for upload as {}", item.id);
@@ -327,15 +411,18 @@ pub fn queue(cmd: QueueCommand, q: QueueArgs) -> Result<i32> {
     match cmd {
         QueueCommand::List => list(&queue, q.json),
         QueueCommand::Retry { id, token, no_wait } => {
-            let new_auth = token.map(|t| {
-                let mut a = queue
-                    .load()
-                    .ok()
-                    .and_then(|qq| qq.get(&id).map(|i| i.auth.clone()))
-                    .unwrap_or_default();
-                a.bearer = Some(t);
-                a
-            });
+            let new_auth = match token.as_deref().map(check_token).transpose()?.flatten() {
+                Some(t) => {
+                    let mut a = queue
+                        .load()?
+                        .get(&id)
+                        .map(|i| i.auth.clone())
+                        .unwrap_or_default();
+                    a.bearer = Some(t);
+                    Some(a)
+                }
+                None => None,
+            };
             let (item, abandoned) = upload::retry(&queue, &id, new_auth)?;
             let rt = runtime()?;
             if let Some(url) = abandoned {
@@ -440,13 +527,12 @@ fn item_json(it: &Item) -> serde_json::Value {
     v
 }
 
-/// Runs the queue (or follows another process's run) and prints progress; the exit code
-/// reflects the items' final states.
+/// Runs the queue and prints progress; the exit code reflects the items' final states. While
+/// another process (the app, another `recorder`) runs the queue, this one follows its progress
+/// and takes over if that process ends with these items still pending (it may have been sent
+/// to upload only its own).
 async fn send(queue: QueueFile, q: &QueueArgs, mode: RunMode) -> Result<i32> {
-    let path = queue.path().to_path_buf();
-    let runner = Runner::new(queue, q.runner_config());
-    let handle = runner.handle();
-    let stop = handle.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -454,29 +540,45 @@ async fn send(queue: QueueFile, q: &QueueArgs, mode: RunMode) -> Result<i32> {
             _ = tokio::signal::ctrl_c() => {}
             Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => {}
         }
-        stop.stop();
+        stop_tx.send_replace(true);
     });
-    let printer = tokio::spawn(print_progress(handle.progress()));
-    let started = Instant::now();
-    let result = runner.run(mode.clone()).await;
-    printer.abort();
-    if std::io::stderr().is_terminal() {
-        eprintln!();
-    }
-    let report = match result {
-        Ok(r) => r,
-        Err(upload::QueueError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::WouldBlock =>
-        {
-            // Someone else (the app, another CLI) is sending this queue: follow along.
-            eprintln!(
-                "Another process is uploading this queue ({source}); following its progress."
-            );
-            return follow(&QueueFile::new(path), &mode, q.json).await;
+    loop {
+        let runner = Runner::new(queue.clone(), q.runner_config());
+        let handle = runner.handle();
+        let stopper = {
+            let (handle, mut rx) = (handle.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                if rx.wait_for(|s| *s).await.is_ok() {
+                    handle.stop();
+                }
+            })
+        };
+        let printer = tokio::spawn(print_progress(handle.progress()));
+        let started = Instant::now();
+        let result = runner.run(mode.clone()).await;
+        printer.abort();
+        stopper.abort();
+        if std::io::stderr().is_terminal() {
+            eprintln!();
         }
-        Err(e) => return Err(e.into()),
-    };
-    Ok(summarize(&report, started.elapsed(), q.json))
+        match result {
+            Ok(report) => return Ok(summarize(&report, started.elapsed(), q.json)),
+            Err(upload::QueueError::RunnerElsewhere { pid, .. }) => {
+                eprintln!("Process {pid} is uploading this queue; following its progress.");
+                match follow(&queue, &mode, q.json, stop_rx.clone()).await? {
+                    Followed::Finished(code) => return Ok(code),
+                    Followed::Interrupted => {
+                        eprintln!("Stopped following; the items stay queued.");
+                        return Ok(EXIT_INTERRUPTED);
+                    }
+                    Followed::RunnerGone => {
+                        eprintln!("Process {pid} stopped uploading; continuing here.");
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn summarize(report: &RunReport, elapsed: Duration, json: bool) -> i32 {
@@ -531,8 +633,23 @@ fn summarize(report: &RunReport, elapsed: Duration, json: bool) -> i32 {
     code
 }
 
+/// How following another process's run ended.
+enum Followed {
+    /// Every item of the run is final: the exit code.
+    Finished(i32),
+    /// The other process ended with items of ours still pending.
+    RunnerGone,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
 /// Polls the queue file while another process sends it, until the items of `mode` are final.
-async fn follow(queue: &QueueFile, mode: &RunMode, json: bool) -> Result<i32> {
+async fn follow(
+    queue: &QueueFile,
+    mode: &RunMode,
+    json: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Followed> {
     loop {
         let q = queue.load()?;
         let items: Vec<&Item> = q
@@ -557,10 +674,10 @@ async fn follow(queue: &QueueFile, mode: &RunMode, json: bool) -> Result<i32> {
                     .collect(),
                 stopped: false,
             };
-            return Ok(summarize(&report, Duration::ZERO, json));
+            return Ok(Followed::Finished(summarize(&report, Duration::ZERO, json)));
         }
         if queue.runner_pid()?.is_none() {
-            bail!("the other process stopped before finishing; run `recorder queue run`");
+            return Ok(Followed::RunnerGone);
         }
         for i in items.iter().filter(|i| i.state.is_pending()) {
             eprintln!(
@@ -570,7 +687,10 @@ async fn follow(queue: &QueueFile, mode: &RunMode, json: bool) -> Result<i32> {
                 i.last_error.as_deref().unwrap_or("")
             );
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(Followed::Interrupted),
+        }
     }
 }
 

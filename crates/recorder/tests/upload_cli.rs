@@ -304,10 +304,70 @@ async fn bad_flags_and_bad_queue_files_get_one_clear_line_and_a_nonzero_exit() {
         (with_rooms(&[b]), 2, "--server"),
         (
             with_rooms(&[b, "--server", "ftp://x"]),
-            1,
+            2,
             "http:// or https://",
         ),
-        (with_rooms(&[b, "--server", "not a url"]), 1, "--server"),
+        (with_rooms(&[b, "--server", "not a url"]), 2, "--server"),
+        (
+            with_rooms(&[b, "--server", &format!("http://{}", "a".repeat(100_000))]),
+            2,
+            "--server",
+        ),
+        (
+            with_rooms(&[b, "--server", "http://h", "--token", "abc\r\nX-Evil: 1"]),
+            2,
+            "paste only the token",
+        ),
+        (
+            with_rooms(&[b, "--server", "http://h", "--token", &"t".repeat(5000)]),
+            2,
+            "paste only the token",
+        ),
+        (
+            with_rooms(&[
+                b,
+                "--server",
+                "http://h",
+                "--any-file",
+                "--title",
+                "evil\u{202E}4pm.exe",
+            ]),
+            2,
+            "text-direction",
+        ),
+        (
+            with_rooms(&[
+                b,
+                "--server",
+                "http://h",
+                "--any-file",
+                "--title",
+                &"t".repeat(201),
+            ]),
+            2,
+            "longer than 200",
+        ),
+        (
+            vec![
+                "queue".into(),
+                "retry".into(),
+                "ffffffff".into(),
+                "--token".into(),
+                "a\u{1}b".into(),
+            ],
+            2,
+            "paste only the token",
+        ),
+        (
+            vec![
+                "queue".into(),
+                "list".into(),
+                "--queue".into(),
+                d.to_str().unwrap().into(),
+            ],
+            1,
+            "not a regular file (a directory)",
+        ),
         (
             with_rooms(&[b, "--server", "http://h", "--chunk-mib", "0"]),
             2,
@@ -330,7 +390,7 @@ async fn bad_flags_and_bad_queue_files_get_one_clear_line_and_a_nonzero_exit() {
         ),
         (
             with_rooms(&[b, "--server", "http://h", "--started-at", "today"]),
-            1,
+            2,
             "RFC 3339",
         ),
         (
@@ -378,7 +438,9 @@ async fn bad_flags_and_bad_queue_files_get_one_clear_line_and_a_nonzero_exit() {
         );
         let error_lines = err.lines().filter(|l| l.starts_with("error")).count();
         assert_eq!(error_lines, 1, "{args:?}: one error line: {err}");
+        assert!(err.len() < 600, "{args:?}: a short line: {err}");
     }
+    assert!(d.is_dir(), "a directory given as --queue is left alone");
     assert!(!queue.exists() || queue_json(&queue)["items"].as_array().unwrap().is_empty());
 
     // A corrupt queue file: one line saying where it was kept, the bytes kept, then a fresh start.
@@ -464,4 +526,170 @@ async fn record_with_upload_to_sends_the_finished_recording() {
     assert_eq!(e.filename, "group.mp4");
     assert!((1500..=3000).contains(&e.duration_ms), "{}", e.duration_ms);
     assert!(out_file.exists(), "kept after upload");
+}
+
+/// A stand-in for what sits at a wrong address: answers every connection with `reply` (after
+/// reading the request head), on a random loopback port. Returns its base URL.
+fn fake_server(reply: Vec<u8>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let reply = reply.clone();
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(2))).ok();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = conn.write_all(&reply);
+            });
+        }
+    });
+    url
+}
+
+/// Table: servers that will never take the upload (not HTTP at all, a web server without tus,
+/// a broken tus server). Each ends at once (no minutes of retrying) with exit 1 and a reason a
+/// person can act on, and the queue stays readable with the item kept as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_that_cannot_take_uploads_fail_at_once_with_a_clear_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("rec.bin");
+    random_file(&file, 300_000, 5).unwrap();
+    let nginx_501 = "<html>\r\n<head><title>501 Not Implemented</title></head>\r\n<body>\r\n<center><h1>501 Not Implemented</h1></center>\r\n</body>\r\n</html>\r\n";
+    let long_location = format!("/files/{}", "a".repeat(5000));
+    // (case, what the server sends, words of the reason)
+    let cases = [
+        (
+            "an SSH server",
+            b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".to_vec(),
+            "not HTTP",
+        ),
+        (
+            "a web server without tus",
+            format!(
+                "HTTP/1.1 501 Not Implemented\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{nginx_501}",
+                nginx_501.len()
+            )
+            .into_bytes(),
+            "501: 501 Not Implemented",
+        ),
+        (
+            "a 5000-character Location",
+            format!(
+                "HTTP/1.1 201 Created\r\nlocation: {long_location}\r\ntus-resumable: 1.0.0\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+            "Location is 5007 characters long",
+        ),
+    ];
+    for (case, reply, want) in cases {
+        let url = fake_server(reply);
+        let queue = d.join(format!("{}.json", case.replace(' ', "-")));
+        let mut cmd = recorder(&queue);
+        cmd.arg("upload")
+            .arg(&file)
+            .args([
+                "--server",
+                &url,
+                "--live-room",
+                "lr_1",
+                "--breakout-room",
+                "br_1",
+            ])
+            .args(["--any-file", "--token", "t"]);
+        let started = Instant::now();
+        let out = output(cmd, Duration::from_secs(60)).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(err.contains(want), "{case}: expected {want:?} in: {err}");
+        assert!(
+            !err.contains("<html") && !err.contains("<h1"),
+            "{case}: no markup: {err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{case}: gave up only after {:?}",
+            started.elapsed()
+        );
+        let q = queue_json(&queue);
+        assert_eq!(q["items"][0]["state"]["kind"], "failed", "{case}: {q}");
+        assert!(q["items"][0]["upload_url"].is_null(), "{case}: {q}");
+    }
+    let set_aside = std::fs::read_dir(d)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+        .count();
+    assert_eq!(set_aside, 0, "no queue was set aside");
+}
+
+/// Two `recorder upload` at once on one queue: the second follows the first while it runs,
+/// then sends its own file once the first is done with its own. Both files arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_upload_waits_for_the_first_then_sends_its_own_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(&dir.path().join("server")).await.unwrap();
+    // Slow enough that the second command starts while the first is sending.
+    let proxy = Proxy::start(
+        srv.addr,
+        ProxyPlan {
+            cut_after: None,
+            rate: Some(4 * MIB),
+        },
+    )
+    .await
+    .unwrap();
+    let queue = dir.path().join("queue.json");
+    let (first, second) = (dir.path().join("first.bin"), dir.path().join("second.bin"));
+    random_file(&first, 12 * MIB, 21).unwrap();
+    random_file(&second, MIB + 7, 22).unwrap();
+    let spawn = |file: &Path| {
+        let mut cmd = upload_cmd(&queue, &srv, &proxy.url(), file, &srv.token);
+        cmd.args(["--any-file", "--chunk-mib", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn(&first);
+    let t0 = Instant::now();
+    while !(queue.exists() && queue_json(&queue)["items"][0]["upload_url"].is_string()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the first never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let b = spawn(&second);
+    let (a, b) = (
+        wait_output(a, Duration::from_secs(60)).await,
+        wait_output(b, Duration::from_secs(60)).await,
+    );
+    assert_eq!(a.status.code(), Some(0), "first: {}", stderr(&a));
+    assert_eq!(b.status.code(), Some(0), "second: {}", stderr(&b));
+    let err_b = stderr(&b);
+    assert!(err_b.contains("following its progress"), "{err_b}");
+    assert!(err_b.contains("continuing here"), "{err_b}");
+    let q = queue_json(&queue);
+    let items = q["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let entries = srv.media_entries().await.unwrap();
+    for it in items {
+        assert_eq!(it["state"]["kind"], "done", "{it}");
+        let media = it["state"]["media_id"].as_str().unwrap();
+        let entry = entries.iter().find(|e| e.id == media).unwrap();
+        let path = Path::new(it["path"].as_str().unwrap());
+        assert_eq!(
+            srv.download_sha256(entry).await.unwrap().1,
+            sha256_file(path).unwrap(),
+            "{}",
+            path.display()
+        );
+    }
 }
