@@ -310,8 +310,21 @@ impl AppCore {
             info,
         });
         tokio::spawn(async move {
-            if let Err(e) = runner.run(upload::RunMode::Forever).await {
-                tracing::error!("uploads stopped: {e}");
+            // A run ends only on an error: another process (a `recorder upload`) holds the
+            // queue, or the queue file failed. Either may pass, and uploads must not stay
+            // stopped for the rest of the session, so try again.
+            loop {
+                match runner.run(upload::RunMode::Forever).await {
+                    Ok(_) => break, // stopped: the app is closing
+                    Err(e @ upload::QueueError::RunnerElsewhere { .. }) => {
+                        tracing::info!("{e}; the app uploads when it is done");
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!("uploads paused: {e}");
+                        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                    }
+                }
             }
         });
         core.spawn_progress_pump();
