@@ -69,16 +69,23 @@ pub enum QueueError {
     #[error("not saved, the upload queue is unchanged: {0}")]
     Unsavable(String),
     /// The queue file could not be read as a queue. It was renamed, never overwritten, so
-    /// nothing in it is lost; the next open starts an empty queue.
+    /// nothing in it is lost; the new queue starts with the items that could still be read.
     #[error(
-        "the upload queue {} is unreadable ({reason}); it was kept as {} and a new, empty queue will be used",
+        "the upload queue {} is unreadable ({reason}); it was kept as {} and {}",
         path.display(),
-        kept_as.display()
+        kept_as.display(),
+        match carried_over {
+            0 => "a new, empty queue will be used".to_string(),
+            1 => "the 1 item that could be read is in the new queue".to_string(),
+            n => format!("the {n} items that could be read are in the new queue"),
+        }
     )]
     Corrupt {
         path: PathBuf,
         kept_as: PathBuf,
         reason: String,
+        /// Items carried over to the new queue.
+        carried_over: usize,
     },
     /// Written by a newer program: left untouched, so that program still finds it.
     #[error(
@@ -100,6 +107,8 @@ pub enum QueueError {
     NotPlayable { path: PathBuf, reason: String },
     #[error("invalid upload destination: {0}")]
     BadDestination(String),
-    #[error("the upload queue is full ({0} items); remove finished ones with `queue remove`")]
+    #[error(
+        "the upload queue is full ({0} items, none of them uploaded); remove some with `queue remove`"
+    )]
     Full(usize),
 }

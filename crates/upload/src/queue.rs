@@ -295,10 +295,17 @@ impl Queue {
         self.items.iter_mut().find(|i| i.id == id)
     }
 
-    /// Adds an item (after checking the queue has room and the id is free).
+    /// Adds an item (after checking the queue has room and the id is free). When the queue is
+    /// full, the oldest uploaded item makes room (its file and media entry are untouched);
+    /// pending and failed items never do.
     pub fn push(&mut self, mut item: Item) -> Result<String, QueueError> {
         if self.items.len() >= MAX_ITEMS {
-            return Err(QueueError::Full(self.items.len()));
+            let oldest_done = self
+                .items
+                .iter()
+                .position(|i| matches!(i.state, State::Done { .. }))
+                .ok_or(QueueError::Full(self.items.len()))?;
+            self.items.remove(oldest_done);
         }
         while self.get(&item.id).is_some() {
             item.id = new_id();
@@ -326,6 +333,27 @@ impl Queue {
         }
         Ok(())
     }
+}
+
+/// The items of a damaged queue that still read as valid items, in order (ids unique), so one
+/// bad item (a hand edit, a bit flip) does not take the others out of the queue. `None` when
+/// nothing could be read.
+fn salvage(bytes: &[u8]) -> Option<Queue> {
+    #[derive(Deserialize)]
+    struct Loose {
+        items: Vec<serde_json::Value>,
+    }
+    let loose: Loose = serde_json::from_slice(bytes).ok()?;
+    let mut q = Queue::default();
+    let mut ids = std::collections::HashSet::new();
+    for v in loose.items.into_iter().take(MAX_ITEMS) {
+        if let Ok(item) = serde_json::from_value::<Item>(v) {
+            if item.validate().is_ok() && ids.insert(item.id.clone()) {
+                q.items.push(item);
+            }
+        }
+    }
+    (!q.items.is_empty()).then_some(q)
 }
 
 /// A random 8-hex-digit id: short enough to type, unique enough for one person's queue
@@ -363,8 +391,9 @@ pub struct RunLock {
 enum Read_ {
     Missing,
     Ok(Queue),
-    /// Not a usable queue; the reason. Moving it aside happens under the lock.
-    Bad(String),
+    /// Not a usable queue: the reason, and the items that still read as items. Moving the file
+    /// aside happens under the lock.
+    Bad(String, Option<Queue>),
 }
 
 fn is_read_only(e: &std::io::Error) -> bool {
@@ -507,11 +536,14 @@ impl QueueFile {
             });
         }
         if md.len() > MAX_FILE_BYTES {
-            return Ok(Read_::Bad(format!(
-                "{} bytes, more than the {} MiB a queue may have",
-                md.len(),
-                MAX_FILE_BYTES >> 20
-            )));
+            return Ok(Read_::Bad(
+                format!(
+                    "{} bytes, more than the {} MiB a queue may have",
+                    md.len(),
+                    MAX_FILE_BYTES >> 20
+                ),
+                None,
+            ));
         }
         let mut bytes = Vec::new();
         File::open(&self.path)
@@ -519,7 +551,7 @@ impl QueueFile {
             .map_err(io_err("cannot read the upload queue", &self.path))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             // Our writes are atomic, so an empty file did not come from us: keep it aside.
-            return Ok(Read_::Bad("the file is empty".into()));
+            return Ok(Read_::Bad("the file is empty".into(), None));
         }
         // Look at the version first: a newer program's queue must be left alone, not judged
         // by this program's rules.
@@ -538,26 +570,42 @@ impl QueueFile {
         }
         let q: Queue = match serde_json::from_slice(&bytes) {
             Ok(q) => q,
-            Err(e) => return Ok(Read_::Bad(format!("not a valid queue: {e}"))),
+            Err(e) => {
+                return Ok(Read_::Bad(
+                    format!("not a valid queue: {e}"),
+                    salvage(&bytes),
+                ));
+            }
         };
         match q.validate() {
             Ok(()) => Ok(Read_::Ok(q)),
-            Err(e) => Ok(Read_::Bad(e)),
+            Err(e) => Ok(Read_::Bad(e, salvage(&bytes))),
         }
     }
 
-    /// Renames a bad queue file aside (under the lock) and returns the error that says where.
-    fn set_aside(&self, reason: String) -> QueueError {
+    /// Renames a bad queue file aside (under the lock), starts the new queue with the items
+    /// that could still be read, and returns the error that says where the old file is.
+    fn set_aside(&self, reason: String, salvaged: Option<Queue>) -> QueueError {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let kept_as = self.sibling(&format!(".corrupt-{stamp}"));
         match std::fs::rename(&self.path, &kept_as) {
             Ok(()) => {
                 let _ = self.sync_dir();
                 tracing::info!(path = %self.path.display(), kept_as = %kept_as.display(), %reason, "upload queue set aside");
+                let mut carried_over = 0;
+                if let Some(q) = salvaged {
+                    // The old file is safe aside; if this write fails, the next use simply
+                    // starts empty, as it would have without salvaging.
+                    match self.write(&q) {
+                        Ok(()) => carried_over = q.items.len(),
+                        Err(e) => tracing::warn!(error = %e, "cannot carry readable items over"),
+                    }
+                }
                 QueueError::Corrupt {
                     path: self.path.clone(),
                     kept_as,
                     reason,
+                    carried_over,
                 }
             }
             Err(e) => io_err("cannot set aside the unreadable upload queue", &self.path)(
@@ -572,14 +620,14 @@ impl QueueFile {
         match self.read()? {
             Read_::Missing => Ok(Queue::default()),
             Read_::Ok(q) => Ok(q),
-            Read_::Bad(_) => {
+            Read_::Bad(..) => {
                 // Decide under the lock, so a writer in the middle of an update is not raced.
                 let (lock, _) = self.open_lock(".lock")?;
                 flock(&lock, false).map_err(io_err("cannot lock the upload queue", &self.path))?;
                 match self.read()? {
                     Read_::Missing => Ok(Queue::default()),
                     Read_::Ok(q) => Ok(q),
-                    Read_::Bad(reason) => Err(self.set_aside(reason)),
+                    Read_::Bad(reason, salvaged) => Err(self.set_aside(reason, salvaged)),
                 }
             }
         }
@@ -600,7 +648,7 @@ impl QueueFile {
         let mut q = match self.read()? {
             Read_::Missing => Queue::default(),
             Read_::Ok(q) => q,
-            Read_::Bad(reason) => return Err(self.set_aside(reason)),
+            Read_::Bad(reason, salvaged) => return Err(self.set_aside(reason, salvaged)),
         };
         let before = q.clone();
         let r = f(&mut q)?;
@@ -789,6 +837,33 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_makes_room_only_by_dropping_the_oldest_uploaded_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let item = sample_item(dir.path());
+        let mut q = Queue::default();
+        for n in 0..MAX_ITEMS {
+            let mut it = item.clone();
+            it.id = format!("i{n}");
+            q.items.push(it);
+        }
+        // Full of pending items: refused, nothing dropped.
+        assert!(matches!(
+            q.push(item.clone()),
+            Err(QueueError::Full(MAX_ITEMS))
+        ));
+        // Two uploaded items: the older one goes first.
+        for id in ["i7", "i3"] {
+            q.get_mut(id).unwrap().state = State::Done { media_id: None };
+        }
+        q.push(item.clone()).unwrap();
+        assert_eq!(q.items.len(), MAX_ITEMS);
+        assert!(q.get("i3").is_none() && q.get("i7").is_some());
+        q.push(item.clone()).unwrap();
+        assert!(q.get("i7").is_none());
+        assert!(matches!(q.push(item), Err(QueueError::Full(_))));
+    }
+
+    #[test]
     fn an_update_that_fails_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let qf = QueueFile::new(dir.path().join("queue.json"));
@@ -818,66 +893,82 @@ mod tests {
             serde_json::to_vec(&v).unwrap()
         };
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-            ("empty", vec![], "empty"),
-            ("whitespace", b"  \n".to_vec(), "empty"),
+        let cases: Vec<(&str, Vec<u8>, &str, usize)> = vec![
+            ("empty", vec![], "empty", 0),
+            ("whitespace", b"  \n".to_vec(), "empty", 0),
             (
                 "truncated",
                 serde_json::to_vec(&good).unwrap()[..50].to_vec(),
                 "not a valid queue",
+                0,
             ),
-            ("binary", vec![0xff, 0x00, 0x13, 0x37], "not a valid queue"),
-            ("not an object", b"[1,2,3]".to_vec(), "not a valid queue"),
-            ("deeply nested", deep.into_bytes(), "not a valid queue"),
+            (
+                "binary",
+                vec![0xff, 0x00, 0x13, 0x37],
+                "not a valid queue",
+                0,
+            ),
+            ("not an object", b"[1,2,3]".to_vec(), "not a valid queue", 0),
+            ("deeply nested", deep.into_bytes(), "not a valid queue", 0),
             (
                 "version 0",
                 br#"{"version":0,"items":[]}"#.to_vec(),
                 "version 0",
+                0,
             ),
             (
                 "relative path",
                 with_item(&|i| i["path"] = "rec.mp4".into()),
                 "not absolute",
+                0,
             ),
             (
                 "NUL in path",
                 with_item(&|i| i["path"] = "/tmp/a\u{0}b".into()),
                 "control",
+                0,
             ),
             (
                 "file URL server",
                 with_item(&|i| i["destination"]["server"] = "file:///etc/passwd".into()),
                 "not an http(s) URL",
+                0,
             ),
             (
                 "offset past size",
                 with_item(&|i| i["offset"] = 1000.into()),
                 "past the file's size",
+                0,
             ),
             (
                 "bad sha",
                 with_item(&|i| i["file"]["sha256"] = "xyz".into()),
                 "sha256",
+                0,
             ),
             (
                 "bad id",
                 with_item(&|i| i["id"] = "../../x".into()),
                 "bad item id",
+                0,
             ),
             (
                 "huge title",
                 with_item(&|i| i["destination"]["title"] = "t".repeat(5000).into()),
                 "title is longer",
+                0,
             ),
             (
                 "unknown state",
                 with_item(&|i| i["state"] = serde_json::json!({"kind": "exploded"})),
                 "not a valid queue",
+                0,
             ),
             (
                 "negative offset",
                 with_item(&|i| i["offset"] = (-1).into()),
                 "not a valid queue",
+                0,
             ),
             (
                 "duplicate ids",
@@ -888,9 +979,27 @@ mod tests {
                     serde_json::to_vec(&v).unwrap()
                 },
                 "appears twice",
+                1,
+            ),
+            (
+                "one bad item among good ones",
+                {
+                    let items: Vec<serde_json::Value> = (0..3)
+                        .map(|n| {
+                            let mut v = serde_json::to_value(sample_item(dir.path())).unwrap();
+                            if n == 1 {
+                                v["path"] = "relative.mp4".into();
+                            }
+                            v
+                        })
+                        .collect();
+                    serde_json::to_vec(&serde_json::json!({"version": 1, "items": items})).unwrap()
+                },
+                "item 2: path",
+                2,
             ),
         ];
-        for (name, bytes, want) in cases {
+        for (name, bytes, want, carried) in cases {
             let case_dir = dir.path().join(name.replace(' ', "-"));
             std::fs::create_dir(&case_dir).unwrap();
             let qf = QueueFile::new(case_dir.join("queue.json"));
@@ -898,12 +1007,16 @@ mod tests {
             // Adding to it must not silently replace it either.
             let err = qf.update(|q| q.push(sample_item(dir.path()))).unwrap_err();
             let QueueError::Corrupt {
-                kept_as, reason, ..
+                kept_as,
+                reason,
+                carried_over,
+                ..
             } = &err
             else {
                 panic!("{name}: {err}");
             };
             assert!(reason.contains(want), "{name}: {reason}");
+            assert_eq!(*carried_over, carried, "{name}: {err}");
             assert!(
                 err.to_string().len() < 600,
                 "{name}: one readable line: {err}"
@@ -913,9 +1026,13 @@ mod tests {
                 bytes,
                 "{name}: kept as it was"
             );
-            assert_eq!(qf.load().unwrap(), Queue::default(), "{name}: fresh start");
+            assert_eq!(
+                qf.load().unwrap().items.len(),
+                carried,
+                "{name}: a fresh start with what could be read"
+            );
             qf.update(|q| q.push(sample_item(dir.path()))).unwrap();
-            assert_eq!(qf.load().unwrap().items.len(), 1, "{name}");
+            assert_eq!(qf.load().unwrap().items.len(), carried + 1, "{name}");
         }
     }
 
