@@ -216,6 +216,29 @@ pub fn tone_level(samples: &[f32], freq: f64, rate: f64) -> f64 {
     2.0 * power.max(0.0).sqrt() / samples.len() as f64
 }
 
+/// The `freq` component's level in consecutive windows of `win` seconds: a tone that is there
+/// throughout gives the same level in every window, whereas one long Goertzel sum also drops
+/// when the tone's phase jumps once (a gap in the capture), which says nothing about loudness.
+pub fn tone_levels(samples: &[f32], freq: f64, rate: f64, win: f64) -> Vec<f64> {
+    let n = ((rate * win) as usize).max(1);
+    samples
+        .chunks_exact(n)
+        .map(|w| tone_level(w, freq, rate))
+        .collect()
+}
+
+/// The typical level of the `freq` component: the median of its 50 ms window levels, so a
+/// few ms of silence from an overloaded tone source do not read as "no tone" (one Goertzel
+/// sum over a whole second cancels itself out after a single phase jump).
+pub fn tone_median(samples: &[f32], freq: f64, rate: f64) -> f64 {
+    let mut levels = tone_levels(samples, freq, rate, 0.05);
+    if levels.is_empty() {
+        return 0.0;
+    }
+    levels.sort_by(f64::total_cmp);
+    levels[levels.len() / 2]
+}
+
 /// First time (s) at which the `freq` component in a sliding 5 ms window exceeds `threshold`.
 pub fn onset(samples: &[f32], freq: f64, rate: f64, threshold: f64) -> Option<f64> {
     let win = (rate * 0.005) as usize;
@@ -245,6 +268,15 @@ mod tests {
             })
             .collect();
         assert!((tone_level(&s, 1000.0, rate) - 0.3).abs() < 0.02);
+        // A 3 ms gap every 100 ms: the tone is still there in nearly every window.
+        let gappy: Vec<f32> = s
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if i % 4800 < 144 { 0.0 } else { x })
+            .collect();
+        assert!((tone_median(&gappy, 1000.0, rate) - 0.3).abs() < 0.05);
+        assert!(tone_median(&gappy, 440.0, rate) < 0.02);
+        assert_eq!(tone_median(&[], 1000.0, rate), 0.0);
         assert!(tone_level(&s, 440.0, rate) < 0.01);
         let t = onset(&s, 3000.0, rate, 0.25).unwrap();
         assert!((t - 0.5).abs() < 0.004, "onset {t}");

@@ -1,7 +1,11 @@
 //! A tone played into a null sink in real time through `pacat`, with beeps at chosen instants.
 //!
-//! Samples are written when their time comes (5 ms chunks against a monotonic clock) with a
-//! 10 ms server buffer, so a beep scheduled for an instant is heard within about 15 ms of it.
+//! Samples are written when their time comes (5 ms chunks against a monotonic clock). A timed
+//! tone has a 10 ms server buffer, so a beep scheduled for an instant is heard within about
+//! 15 ms of it; but on a busy two-core machine the writer is sometimes late by more than that,
+//! and the sink then plays a few ms of silence (seen as 50 ms windows with no tone while tests
+//! ran side by side). A steady tone, for tests that only need the sound to be there, has a
+//! 200 ms buffer instead, which rides out such delays.
 
 use std::io::Write;
 use std::process::{Child, Stdio};
@@ -15,6 +19,10 @@ use anyhow::{Context, Result};
 use crate::TestEnv;
 
 const RATE: u32 = 48_000;
+/// Server buffer of a tone whose beeps are timed.
+const TIMED_MS: u32 = 10;
+/// Server buffer of a steady tone.
+const STEADY_MS: u32 = 200;
 
 /// A playing tone; stops when dropped.
 pub struct Tone {
@@ -25,14 +33,26 @@ pub struct Tone {
 }
 
 impl Tone {
-    /// Plays a `freq` Hz sine at `amplitude` (0..1) into `sink`.
+    /// Plays a steady `freq` Hz sine at `amplitude` (0..1) into `sink` (200 ms buffer: not for
+    /// beeps whose timing is measured).
     pub fn start(env: &TestEnv, sink: &str, freq: f64, amplitude: f32) -> Result<Tone> {
-        Self::spawn(env.command("pacat"), sink, freq, amplitude)
+        Self::spawn(env.command("pacat"), sink, freq, amplitude, STEADY_MS)
     }
 
-    /// Same, on the sound server of this process's environment.
+    /// Same with a 10 ms buffer, for a tone whose beeps must be heard when scheduled.
+    pub fn start_timed(env: &TestEnv, sink: &str, freq: f64, amplitude: f32) -> Result<Tone> {
+        Self::spawn(env.command("pacat"), sink, freq, amplitude, TIMED_MS)
+    }
+
+    /// A timed tone on the sound server of this process's environment.
     pub fn start_here(sink: &str, freq: f64, amplitude: f32) -> Result<Tone> {
-        Self::spawn(std::process::Command::new("pacat"), sink, freq, amplitude)
+        Self::spawn(
+            std::process::Command::new("pacat"),
+            sink,
+            freq,
+            amplitude,
+            TIMED_MS,
+        )
     }
 
     fn spawn(
@@ -40,15 +60,11 @@ impl Tone {
         sink: &str,
         freq: f64,
         amplitude: f32,
+        latency_ms: u32,
     ) -> Result<Tone> {
         let mut child = cmd
-            .args([
-                "--playback",
-                "--raw",
-                "--format=float32le",
-                "--channels=1",
-                "--latency-msec=10",
-            ])
+            .args(["--playback", "--raw", "--format=float32le", "--channels=1"])
+            .arg(format!("--latency-msec={latency_ms}"))
             .arg(format!("--rate={RATE}"))
             .arg(format!("--device={sink}"))
             .stdin(Stdio::piped())

@@ -65,7 +65,7 @@ fn wait_at_most(mut child: std::process::Child, limit: Duration) -> Output {
 fn records_the_stage_picture_and_sound_in_sync() {
     let env = TestEnv::start(1280, 720).unwrap();
     let stage = Stage::start(env.display(), STAGE.0, STAGE.1, STAGE.2, STAGE.3).unwrap();
-    let room = Tone::start(&env, "stage", 1000.0, 0.3).unwrap();
+    let room = Tone::start_timed(&env, "stage", 1000.0, 0.3).unwrap();
     let _mic = Tone::start(&env, "mic", 440.0, 0.3).unwrap();
     let out = env.dir().join("stage.mp4");
 
@@ -165,8 +165,8 @@ fn records_the_stage_picture_and_sound_in_sync() {
     let audio = media::audio_mono(&out).unwrap();
     let steady = &audio[48_000..96_000];
     let (room_level, mic_level) = (
-        media::tone_level(steady, 1000.0, 48_000.0),
-        media::tone_level(steady, 440.0, 48_000.0),
+        media::tone_median(steady, 1000.0, 48_000.0),
+        media::tone_median(steady, 440.0, 48_000.0),
     );
     assert!(
         room_level > 0.1 && mic_level > 0.1,
