@@ -29,6 +29,11 @@ use crate::tus::Auth;
 pub const FORMAT_VERSION: u32 = 1;
 /// A queue file bigger than this is not read (thousands of items fit in a fraction of it).
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// A damaged queue up to this size is still read for the items that can be carried over.
+const MAX_SALVAGE_BYTES: u64 = 64 << 20;
+/// A carried-over item's last error is cut to this many characters (it is only informative,
+/// and the carried-over queue must fit in [`MAX_FILE_BYTES`]).
+const SALVAGED_ERROR_CHARS: usize = 300;
 /// At most this many items (finished ones included, until removed).
 pub const MAX_ITEMS: usize = 10_000;
 /// Limit for free-text fields (paths, URLs, messages).
@@ -338,19 +343,41 @@ impl Queue {
 /// The items of a damaged queue that still read as valid items, in order (ids unique), so one
 /// bad item (a hand edit, a bit flip) does not take the others out of the queue. `None` when
 /// nothing could be read.
+///
+/// The document need not parse as a whole (a truncated file, a stray byte): the `items` array
+/// is read one value at a time, and after a damaged one the reading resumes at the next line
+/// that opens an item the way this program writes them (pretty-printed, indented 4 spaces).
 fn salvage(bytes: &[u8]) -> Option<Queue> {
-    #[derive(Deserialize)]
-    struct Loose {
-        items: Vec<serde_json::Value>,
-    }
-    let loose: Loose = serde_json::from_slice(bytes).ok()?;
+    const ITEM_START: &[u8] = b"\n    {";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let items_key = find(bytes, b"\"items\"")?;
+    let mut pos = items_key + find(&bytes[items_key..], b"[")? + 1;
     let mut q = Queue::default();
     let mut ids = std::collections::HashSet::new();
-    for v in loose.items.into_iter().take(MAX_ITEMS) {
-        if let Ok(item) = serde_json::from_value::<Item>(v) {
-            if item.validate().is_ok() && ids.insert(item.id.clone()) {
-                q.items.push(item);
+    while q.items.len() < MAX_ITEMS {
+        while pos < bytes.len() && (bytes[pos].is_ascii_whitespace() || bytes[pos] == b',') {
+            pos += 1;
+        }
+        if pos >= bytes.len() || bytes[pos] == b']' {
+            break;
+        }
+        let mut values = serde_json::Deserializer::from_slice(&bytes[pos..]).into_iter::<Item>();
+        match values.next() {
+            Some(Ok(mut item)) => {
+                pos += values.byte_offset();
+                if let Some(e) = &mut item.last_error {
+                    if e.chars().count() > SALVAGED_ERROR_CHARS {
+                        *e = e.chars().take(SALVAGED_ERROR_CHARS).collect();
+                    }
+                }
+                if item.validate().is_ok() && ids.insert(item.id.clone()) {
+                    q.items.push(item);
+                }
             }
+            _ => match find(&bytes[pos + 1..], ITEM_START) {
+                Some(i) => pos += 1 + i + 1,
+                None => break,
+            },
         }
     }
     (!q.items.is_empty()).then_some(q)
@@ -462,8 +489,14 @@ impl QueueFile {
         let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
         let path = match is_link.then(|| std::fs::canonicalize(&path)) {
             Some(Ok(target)) => target,
-            // Not a link, or a dangling one (which an update replaces with the queue).
-            _ => path,
+            // A dangling link: the queue is created where it points.
+            Some(Err(_)) => match std::fs::read_link(&path) {
+                Ok(target) => path
+                    .parent()
+                    .map_or(target.clone(), |dir| dir.join(&target)),
+                Err(_) => path,
+            },
+            None => path,
         };
         QueueFile {
             path,
@@ -536,14 +569,23 @@ impl QueueFile {
             });
         }
         if md.len() > MAX_FILE_BYTES {
-            return Ok(Read_::Bad(
-                format!(
-                    "{} bytes, more than the {} MiB a queue may have",
-                    md.len(),
-                    MAX_FILE_BYTES >> 20
-                ),
-                None,
-            ));
+            let reason = format!(
+                "{} bytes, more than the {} MiB a queue may have",
+                md.len(),
+                MAX_FILE_BYTES >> 20
+            );
+            // Too big to use, but what it holds is still worth carrying over (the writes of
+            // an older version could make such a file).
+            let salvaged = if md.len() <= MAX_SALVAGE_BYTES {
+                let mut bytes = Vec::new();
+                File::open(&self.path)
+                    .and_then(|f| f.take(MAX_SALVAGE_BYTES).read_to_end(&mut bytes))
+                    .map_err(io_err("cannot read the upload queue", &self.path))?;
+                salvage(&bytes)
+            } else {
+                None
+            };
+            return Ok(Read_::Bad(reason, salvaged));
         }
         let mut bytes = Vec::new();
         File::open(&self.path)
@@ -667,6 +709,26 @@ impl QueueFile {
         let json = serde_json::to_vec_pretty(q).map_err(|e| {
             io_err("cannot encode the upload queue", &self.path)(std::io::Error::other(e))
         })?;
+        // What `read` would refuse must not be written (as with `Item::validate`).
+        if json.len() as u64 > MAX_FILE_BYTES {
+            return Err(QueueError::Unsavable(format!(
+                "the upload queue would be {} MiB, more than the {} MiB it may have; remove uploaded or failed items with `queue remove`",
+                json.len() >> 20,
+                MAX_FILE_BYTES >> 20
+            )));
+        }
+        // A queue file someone made read-only stays as it is (a rename would replace it).
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(md) = std::fs::metadata(&self.path) {
+            if md.permissions().mode() & 0o200 == 0 {
+                return Err(io_err(
+                    "cannot change the read-only upload queue",
+                    &self.path,
+                )(std::io::Error::from(
+                    std::io::ErrorKind::PermissionDenied,
+                )));
+            }
+        }
         let dir = self.dir();
         // tempfile creates the file 0600, which the tokens in it need.
         let mut tmp = tempfile::Builder::new()
@@ -1036,13 +1098,158 @@ mod tests {
         }
     }
 
+    /// A queue of `n` items as this program writes it, and the items.
+    fn written_queue(dir: &Path, n: usize, last_error: &str) -> (Vec<u8>, Vec<Item>) {
+        let mut q = Queue::default();
+        for _ in 0..n {
+            let mut it = sample_item(dir);
+            it.last_error = Some(last_error.to_string());
+            q.push(it).unwrap();
+        }
+        (serde_json::to_vec_pretty(&q).unwrap(), q.items)
+    }
+
+    /// Table: damaged files whose JSON no longer parses, or that grew past the size limit:
+    /// every whole item still in them is carried over to the new queue, and the file is kept
+    /// aside byte for byte.
+    #[test]
+    fn damaged_queue_files_carry_over_every_whole_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let (three, items) = written_queue(dir.path(), 3, "cannot reach the server");
+        let second_item_at = {
+            let starts: Vec<usize> = three
+                .windows(6)
+                .enumerate()
+                .filter(|(_, w)| *w == b"\n    {")
+                .map(|(i, _)| i)
+                .collect();
+            starts[1] + 20
+        };
+        let stray = {
+            let mut b = three.clone();
+            b.insert(second_item_at, b'#');
+            b
+        };
+        let truncated_in_third = three[..three.len() - 200].to_vec();
+        let (oversize, _) = written_queue(dir.path(), 4000, &"e".repeat(4000));
+        assert!(oversize.len() as u64 > MAX_FILE_BYTES);
+        // (case, bytes, ids carried over)
+        let cases: [(&str, Vec<u8>, Vec<&str>); 4] = [
+            (
+                "a stray byte in the second item",
+                stray,
+                vec![&items[0].id, &items[2].id],
+            ),
+            (
+                "cut off in the third item",
+                truncated_in_third,
+                vec![&items[0].id, &items[1].id],
+            ),
+            (
+                "cut off before the first item ends",
+                three[..300].to_vec(),
+                vec![],
+            ),
+            ("over the size limit", oversize, vec![]),
+        ];
+        for (name, bytes, want) in cases {
+            let case_dir = dir.path().join(name.replace(' ', "-"));
+            std::fs::create_dir(&case_dir).unwrap();
+            let qf = QueueFile::new(case_dir.join("queue.json"));
+            std::fs::write(qf.path(), &bytes).unwrap();
+            let err = qf.load().unwrap_err();
+            let QueueError::Corrupt {
+                kept_as,
+                carried_over,
+                ..
+            } = &err
+            else {
+                panic!("{name}: {err}");
+            };
+            assert_eq!(std::fs::read(kept_as).unwrap(), bytes, "{name}");
+            let got = qf.load().unwrap();
+            if name == "over the size limit" {
+                assert_eq!(*carried_over, 4000, "{name}: {err}");
+                assert_eq!(got.items.len(), 4000, "{name}");
+                let e = got.items[0].last_error.as_deref().unwrap();
+                assert_eq!(e.chars().count(), SALVAGED_ERROR_CHARS, "{name}");
+            } else {
+                let ids: Vec<&str> = got.items.iter().map(|i| i.id.as_str()).collect();
+                assert_eq!(ids, want, "{name}: {err}");
+                assert_eq!(*carried_over, want.len(), "{name}");
+            }
+        }
+    }
+
+    /// Writes that `read` would refuse are refused: a queue past the size limit, a queue file
+    /// someone made read-only. The file stays as it was.
+    #[test]
+    fn writes_past_the_size_limit_or_onto_a_read_only_file_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let qf = QueueFile::new(dir.path().join("queue.json"));
+        let (bytes, _) = written_queue(dir.path(), 3000, &"e".repeat(4000));
+        assert!((bytes.len() as u64) < MAX_FILE_BYTES);
+        std::fs::write(qf.path(), &bytes).unwrap();
+        let err = qf
+            .update(|q| {
+                for _ in 0..700 {
+                    let mut it = sample_item(dir.path());
+                    it.last_error = Some("e".repeat(4000));
+                    q.push(it)?;
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&err, QueueError::Unsavable(m) if m.contains("MiB")),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(qf.path()).unwrap(), bytes);
+
+        let small = QueueFile::new(dir.path().join("ro.json"));
+        small.update(|q| q.push(sample_item(dir.path()))).unwrap();
+        std::fs::set_permissions(small.path(), std::fs::Permissions::from_mode(0o400)).unwrap();
+        let before = std::fs::read(small.path()).unwrap();
+        let err = small
+            .update(|q| q.push(sample_item(dir.path())))
+            .unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+        assert_eq!(std::fs::read(small.path()).unwrap(), before);
+        assert_eq!(small.load().unwrap().items.len(), 1, "still listed");
+    }
+
+    #[test]
+    fn a_dangling_symlink_gets_the_queue_where_it_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        QueueFile::new(&link)
+            .update(|q| q.push(sample_item(dir.path())))
+            .unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            QueueFile::new(dir.path().join("real.json"))
+                .load()
+                .unwrap()
+                .items
+                .len(),
+            1
+        );
+    }
+
     #[test]
     fn huge_and_odd_queue_files() {
         let dir = tempfile::tempdir().unwrap();
-        // Bigger than the limit: not read into memory, kept aside.
+        // Bigger than the limit: kept aside (and past the salvage limit not even read).
         let qf = QueueFile::new(dir.path().join("queue.json"));
         let f = File::create(qf.path()).unwrap();
-        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        f.set_len(MAX_SALVAGE_BYTES + 1).unwrap();
         let err = qf.load().unwrap_err();
         assert!(
             matches!(&err, QueueError::Corrupt { reason, .. } if reason.contains("MiB")),
