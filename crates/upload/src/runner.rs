@@ -819,6 +819,18 @@ impl Runner {
                 }
                 Ok(st) => {
                     // The server kept a different amount than sent: resync from its offset.
+                    // A server whose offset never moves would loop here forever: after a few
+                    // answers without progress it is a broken tus server.
+                    conflicts += 1;
+                    if conflicts > 5 {
+                        return Err(Failure::Tus(TusError::Protocol {
+                            url: url.to_string(),
+                            reason: format!(
+                                "the server's offset does not advance (sent up to {end}, it answered {})",
+                                st.offset
+                            ),
+                        }));
+                    }
                     tracing::warn!(
                         expected = end,
                         got = st.offset,

@@ -211,19 +211,23 @@ fn network_reason(e: &reqwest::Error) -> String {
     reason
 }
 
-/// Whether something answered, but not in HTTP (an SSH or mail server, a database on the port
-/// given): waiting will not change that, unlike a refused or cut connection.
-fn answered_without_http(e: &reqwest::Error) -> bool {
+/// Why an answer could not be read, when something answered but not in usable HTTP (an SSH
+/// or mail server, a database on the port given, a server sending megabytes of headers):
+/// waiting will not change that, unlike a refused or cut connection.
+fn unreadable_answer(e: &reqwest::Error) -> Option<&'static str> {
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = src {
-        if s.downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_parse)
-        {
-            return true;
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                return Some("the server's answer has more headers than a client reads");
+            }
+            if h.is_parse() {
+                return Some("the server's answer is not HTTP; check the address and port");
+            }
         }
         src = s.source();
     }
-    false
+    None
 }
 
 impl TusClient {
@@ -267,10 +271,10 @@ impl TusClient {
         ok: &[StatusCode],
     ) -> Result<reqwest::Response, TusError> {
         let resp = req.send().await.map_err(|e| {
-            if answered_without_http(&e) {
+            if let Some(reason) = unreadable_answer(&e) {
                 TusError::Protocol {
                     url: url.to_string(),
-                    reason: "the server's answer is not HTTP; check the address and port".into(),
+                    reason: reason.into(),
                 }
             } else {
                 TusError::Network {
@@ -524,7 +528,14 @@ fn one_line(text: &str) -> String {
     };
     let visible: String = line
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        // Bidi controls too: a server must not be able to make the line read differently.
+        .map(|c| {
+            if classroom_api::tus::is_forbidden_in_text(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let words = visible.split_whitespace().collect::<Vec<_>>().join(" ");
     words.chars().take(200).collect()
@@ -646,6 +657,7 @@ mod tests {
             ("<h1>Gone</h1>", "Gone"),
             ("a < b > c", "a < b > c"),
             ("bell\u{7}and\u{1b}[31mescape", "bell and [31mescape"),
+            ("evil\u{202E}txt.exe", "evil txt.exe"),
             ("", ""),
         ];
         for (body, want) in cases {
