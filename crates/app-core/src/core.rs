@@ -842,8 +842,8 @@ impl AppCore {
                     auth,
                     EnqueueOptions::default(),
                 ) {
-                    Ok(item) => {
-                        queued = Some(item.id);
+                    Ok(queued_item) => {
+                        queued = Some(queued_item.item.id);
                         self.runner.wake();
                     }
                     Err(e) => tracing::error!("cannot queue {}: {e}", summary.path.display()),
@@ -1032,7 +1032,8 @@ impl AppCore {
         let label = format!("{} › {}", room.live_room_name, room.breakout_room_name);
         blocking(move || {
             let item = upload::enqueue(&queue, &entry.path, dest, auth, EnqueueOptions::default())
-                .map_err(|e| err(ErrorKind::BadInput, e.to_string()))?;
+                .map_err(|e| err(ErrorKind::BadInput, e.to_string()))?
+                .item;
             library
                 .update(|l| {
                     if let Some(e) = l.iter_mut().find(|e| e.id == id) {

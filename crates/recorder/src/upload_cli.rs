@@ -246,23 +246,72 @@ fn check_token(t: &str) -> Result<Option<String>> {
 /// Adds to the queue. A bad destination is a usage error; a queue file that had to be set
 /// aside (damaged by hand or by a disk) is reported, and the item goes into a fresh queue, so
 /// the recording still gets queued.
+///
+/// `Ok(None)`: the file is already uploaded to that place; nothing to do.
 fn enqueue(
     queue: &QueueFile,
     file: &Path,
     dest: Destination,
     auth: Auth,
     opts: EnqueueOptions,
-) -> Result<Item> {
+) -> Result<Option<upload::Enqueued>> {
     let add = || upload::enqueue(queue, file, dest.clone(), auth.clone(), opts);
-    match add() {
-        Ok(item) => Ok(item),
-        Err(upload::QueueError::BadDestination(m)) => Err(usage(m)),
+    let result = match add() {
         Err(e @ upload::QueueError::Corrupt { .. }) => {
             eprintln!("warning: {e}");
-            Ok(add()?)
+            add()
+        }
+        other => other,
+    };
+    match result {
+        Ok(e) => Ok(Some(e)),
+        Err(upload::QueueError::BadDestination(m)) => Err(usage(m)),
+        Err(e @ upload::QueueError::AlreadyUploaded { .. }) => {
+            eprintln!("Nothing to do: {e}");
+            Ok(None)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// What the person is told about a queued item.
+fn say_queued(q: &upload::Enqueued, queue: &QueueFile) {
+    let it = &q.item;
+    if q.already_queued {
+        eprintln!(
+            "{} was already queued as {} ({} of {} sent); continuing that upload",
+            it.path.display(),
+            it.id,
+            human_bytes(it.offset),
+            human_bytes(it.file.size)
+        );
+    } else {
+        eprintln!(
+            "Queued {} as {} ({}) in {}",
+            it.path.display(),
+            it.id,
+            human_bytes(it.file.size),
+            queue.path().display()
+        );
+    }
+}
+
+/// An item id as typed: ids are short, so anything else is a typo (said without echoing a
+/// pasted page back).
+fn item_id(id: &str) -> Result<&str> {
+    let id = id.trim();
+    if id.is_empty()
+        || id.len() > 32
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(usage(format!(
+            "{} is not an item id (see `recorder queue list`)",
+            shown(id)
+        )));
+    }
+    Ok(id)
 }
 
 fn destination(
@@ -281,11 +330,8 @@ fn destination(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "recording.mp4".into());
-    let title = t.title.clone().unwrap_or_else(|| {
-        Path::new(&name)
-            .file_stem()
-            .map_or_else(|| name.clone(), |s| s.to_string_lossy().into_owned())
-    });
+    let title = t.title.clone().unwrap_or_else(|| default_title(&name));
+    let name = library_file_name(&name);
     Ok(Destination {
         server,
         endpoint,
@@ -299,6 +345,39 @@ fn destination(
         duration_ms,
         filename: name,
     })
+}
+
+/// The name the library shows for the file: the local name minus what the server refuses
+/// (the local file keeps its name).
+fn library_file_name(local: &str) -> String {
+    let clean: String = local
+        .chars()
+        .filter(|c| !classroom_api::tus::is_forbidden_in_text(*c))
+        .map(|c| if c == '\\' { '_' } else { c })
+        .take(classroom_api::tus::MAX_FILENAME_CHARS)
+        .collect();
+    match clean.trim() {
+        "" | "." | ".." => "recording.mp4".to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// The title when none is given: the file's name without its extension, minus characters a
+/// title may not have (a name is not typed as carefully as a title), cut to the longest title.
+fn default_title(file_name: &str) -> String {
+    let stem = Path::new(file_name).file_stem().map_or_else(
+        || file_name.to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let clean: String = stem
+        .chars()
+        .filter(|c| !classroom_api::tus::is_forbidden_in_text(*c))
+        .take(classroom_api::tus::MAX_TITLE_CHARS)
+        .collect();
+    match clean.trim() {
+        "" => "Recording".to_string(),
+        t => t.to_string(),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -322,11 +401,14 @@ pub fn upload(args: UploadArgs, q: QueueArgs) -> Result<i32> {
         None if args.any_file => 0,
         // The box scan is instant but cannot date a fragmented MP4 without `mehd`; FFmpeg
         // reads its fragments.
-        None => upload::mp4::check(&file)
-            .ok()
-            .and_then(|i| i.duration_ms)
-            .or_else(|| encode::probe_duration_ms(&file))
-            .unwrap_or(0),
+        // (Only a file the scan accepts goes to FFmpeg, which would log about a broken one.)
+        None => match upload::mp4::check(&file) {
+            Ok(info) => info
+                .duration_ms
+                .or_else(|| encode::probe_duration_ms(&file))
+                .unwrap_or(0),
+            Err(_) => 0,
+        },
     };
     let started_at = match args.started_at {
         Some(s) => {
@@ -351,18 +433,14 @@ pub fn upload(args: UploadArgs, q: QueueArgs) -> Result<i32> {
     };
     let auth = auth(&args.target)?;
     eprintln!("Checking {} ...", file.display());
-    let item = enqueue(&queue, &file, dest, auth, opts)?;
-    eprintln!(
-        "Queued {} as {} ({}) in {}",
-        file.display(),
-        item.id,
-        human_bytes(item.file.size),
-        queue.path().display()
-    );
+    let Some(queued) = enqueue(&queue, &file, dest, auth, opts)? else {
+        return Ok(0);
+    };
+    say_queued(&queued, &queue);
     if args.no_wait {
         return Ok(0);
     }
-    runtime()?.block_on(send(queue, &q, RunMode::Only(vec![item.id])))
+    runtime()?.block_on(send(queue, &q, RunMode::Only(vec![queued.item.id])))
 }
 
 /// `record --upload-to …`, after the recording is saved. The recording is never at risk here:
@@ -391,18 +469,21 @@ pub fn after_recording(
         started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         duration_ms,
     )?;
-    let item = enqueue(
+    let Some(queued) = enqueue(
         &queue,
         file,
         dest,
         auth(&args.target)?,
         EnqueueOptions::default(),
-    )?;
-    eprintln!("Queued the recording for upload as {}", item.id);
+    )?
+    else {
+        return Ok(0);
+    };
+    eprintln!("Queued the recording for upload as {}", queued.item.id);
     if args.upload_no_wait {
         return Ok(0);
     }
-    runtime()?.block_on(send(queue, &q, RunMode::Only(vec![item.id])))
+    runtime()?.block_on(send(queue, &q, RunMode::Only(vec![queued.item.id])))
 }
 
 /// `recorder queue …`
@@ -411,6 +492,7 @@ pub fn queue(cmd: QueueCommand, q: QueueArgs) -> Result<i32> {
     match cmd {
         QueueCommand::List => list(&queue, q.json),
         QueueCommand::Retry { id, token, no_wait } => {
+            let id = item_id(&id)?.to_string();
             let new_auth = match token.as_deref().map(check_token).transpose()?.flatten() {
                 Some(t) => {
                     let mut a = queue
@@ -438,7 +520,7 @@ pub fn queue(cmd: QueueCommand, q: QueueArgs) -> Result<i32> {
             rt.block_on(send(queue, &q, RunMode::Only(vec![item.id])))
         }
         QueueCommand::Remove { id } => {
-            let item = upload::remove(&queue, &id)?;
+            let item = upload::remove(&queue, item_id(&id)?)?;
             if let (Some(url), false) = (&item.upload_url, matches!(item.state, State::Done { .. }))
             {
                 runtime()?.block_on(terminate(&item, url));
@@ -676,15 +758,35 @@ async fn follow(
             };
             return Ok(Followed::Finished(summarize(&report, Duration::ZERO, json)));
         }
-        if queue.runner_pid()?.is_none() {
+        let Some(pid) = queue.runner_pid()? else {
             return Ok(Followed::RunnerGone);
-        }
+        };
         for i in items.iter().filter(|i| i.state.is_pending()) {
             eprintln!(
                 "{}  {}  {}",
                 i.id,
                 bar(i.offset, i.file.size, 30),
                 i.last_error.as_deref().unwrap_or("")
+            );
+        }
+        // Ours may wait behind the other process's own items (one at a time): say why, so a
+        // wait behind a server that is down does not look like a hang.
+        let mine: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        if let Some(busy) = q
+            .items
+            .iter()
+            .filter(|i| !mine.contains(&i.id.as_str()))
+            .find(|i| {
+                i.state == State::Uploading || (i.state.is_pending() && i.last_error.is_some())
+            })
+        {
+            eprintln!(
+                "  (waiting for process {pid}, which is sending {}{})",
+                busy.id,
+                busy.last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             );
         }
         tokio::select! {

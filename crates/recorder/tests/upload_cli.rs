@@ -359,6 +359,16 @@ async fn bad_flags_and_bad_queue_files_get_one_clear_line_and_a_nonzero_exit() {
             "paste only the token",
         ),
         (
+            vec!["queue".into(), "retry".into(), "x".repeat(10_000)],
+            2,
+            "is not an item id",
+        ),
+        (
+            vec!["queue".into(), "remove".into(), "../../etc".into()],
+            2,
+            "is not an item id",
+        ),
+        (
             vec![
                 "queue".into(),
                 "list".into(),
@@ -528,12 +538,14 @@ async fn record_with_upload_to_sends_the_finished_recording() {
     assert!(out_file.exists(), "kept after upload");
 }
 
-/// A stand-in for what sits at a wrong address: answers every connection with `reply` (after
-/// reading the request head), on a random loopback port. Returns its base URL.
-fn fake_server(reply: Vec<u8>) -> String {
+/// A stand-in for what sits at a wrong address, or a broken server: answers every request
+/// with `reply(request line)` after reading the request (head and body), on a random loopback
+/// port. Returns its base URL.
+fn fake_server(reply: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let reply = std::sync::Arc::new(reply);
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
@@ -545,7 +557,20 @@ fn fake_server(reply: Vec<u8>) -> String {
                 while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
                     head.push(byte[0]);
                 }
-                let _ = conn.write_all(&reply);
+                let head = String::from_utf8_lossy(&head).to_string();
+                // Read the body too: closing with unread bytes would reset the connection
+                // before the client reads the answer.
+                let body_len = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<u64>().ok())?
+                    })
+                    .unwrap_or(0);
+                let _ = std::io::copy(&mut (&mut conn).take(body_len), &mut std::io::sink());
+                let line = head.lines().next().unwrap_or("").to_string();
+                let _ = conn.write_all(&reply(&line));
             });
         }
     });
@@ -589,7 +614,7 @@ async fn servers_that_cannot_take_uploads_fail_at_once_with_a_clear_reason() {
         ),
     ];
     for (case, reply, want) in cases {
-        let url = fake_server(reply);
+        let url = fake_server(move |_| reply.clone());
         let queue = d.join(format!("{}.json", case.replace(' ', "-")));
         let mut cmd = recorder(&queue);
         cmd.arg("upload")
@@ -621,6 +646,39 @@ async fn servers_that_cannot_take_uploads_fail_at_once_with_a_clear_reason() {
         assert_eq!(q["items"][0]["state"]["kind"], "failed", "{case}: {q}");
         assert!(q["items"][0]["upload_url"].is_null(), "{case}: {q}");
     }
+    // A tus server that answers every PATCH "204, Upload-Offset: 0": it used to be asked
+    // again and again, thousands of times a second, forever.
+    let stuck = fake_server(|line| {
+        let (status, extra) = match line.split(' ').next().unwrap_or("") {
+            "OPTIONS" => (
+                "204 No Content",
+                "tus-version: 1.0.0\r\ntus-extension: creation\r\n",
+            ),
+            "POST" => ("201 Created", "location: /files/stuck\r\n"),
+            "HEAD" => ("200 OK", "upload-offset: 0\r\nupload-length: 300000\r\n"),
+            _ => ("204 No Content", "upload-offset: 0\r\n"),
+        };
+        format!("HTTP/1.1 {status}\r\ntus-resumable: 1.0.0\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n").into_bytes()
+    });
+    let queue = d.join("stuck.json");
+    let mut cmd = recorder(&queue);
+    cmd.arg("upload")
+        .arg(&file)
+        .args([
+            "--server",
+            &stuck,
+            "--live-room",
+            "lr_1",
+            "--breakout-room",
+            "br_1",
+        ])
+        .args(["--any-file", "--token", "t"]);
+    let out = output(cmd, Duration::from_secs(60)).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("offset does not advance"), "{err}");
+    assert!(err.lines().count() < 20, "a few lines, not a flood: {err}");
+
     let set_aside = std::fs::read_dir(d)
         .unwrap()
         .flatten()
@@ -692,4 +750,40 @@ async fn a_second_upload_waits_for_the_first_then_sends_its_own_file() {
             path.display()
         );
     }
+}
+
+/// The same `upload` command run twice (after a Ctrl-C, or by mistake) is one upload and one
+/// media entry; run once more after it went through, it says so and changes nothing. A file
+/// name with characters a title may not have still gets a plain default title.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_file_queued_twice_is_one_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(&dir.path().join("server")).await.unwrap();
+    let file = dir.path().join("Group A\u{202E}4pm.exe.bin");
+    random_file(&file, 3 * MIB + 1, 31).unwrap();
+    let queue = dir.path().join("queue.json");
+    let run = |extra: &'static [&'static str]| {
+        let mut cmd = recorder(&queue);
+        cmd.arg("upload")
+            .arg(&file)
+            .args(["--server", &srv.base_url, "--live-room", &srv.live_room])
+            .args(["--breakout-room", &srv.breakout_room, "--any-file"])
+            .args(extra)
+            .env("RECORDER_TOKEN", &srv.token);
+        cmd
+    };
+    let first = output(run(&["--no-wait"]), Duration::from_secs(30)).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let second = output(run(&[]), Duration::from_secs(60)).await;
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(0), "{err}");
+    assert!(err.contains("was already queued as"), "{err}");
+    let q = queue_json(&queue);
+    assert_eq!(q["items"].as_array().unwrap().len(), 1, "{q}");
+    assert_eq!(q["items"][0]["destination"]["title"], "Group A4pm.exe");
+    let third = output(run(&[]), Duration::from_secs(30)).await;
+    let err = stderr(&third);
+    assert_eq!(third.status.code(), Some(0), "{err}");
+    assert!(err.contains("already uploaded"), "{err}");
+    assert_eq!(srv.media_entries().await.unwrap().len(), 1);
 }

@@ -101,6 +101,18 @@ pub enum QueueError {
     NoSuchItem(String),
     #[error("item {0} is already uploaded")]
     AlreadyDone(String),
+    #[error(
+        "this file was already uploaded there (item {id}{}); `queue remove {id}` first to send it again",
+        media_id.as_deref().map(|m| format!(", media entry {m}")).unwrap_or_default()
+    )]
+    AlreadyUploaded {
+        id: String,
+        media_id: Option<String>,
+    },
+    #[error(
+        "this file is already in the upload queue for that room as {id} ({state}); use `queue retry {id}`"
+    )]
+    AlreadyQueued { id: String, state: &'static str },
     #[error("item {id} is being uploaded by another process; stop it first")]
     Busy { id: String },
     #[error("{} is not a finished recording: {reason}", path.display())]

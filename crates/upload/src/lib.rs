@@ -41,8 +41,22 @@ pub struct EnqueueOptions {
     pub delete_after_upload: bool,
 }
 
+/// What [`enqueue`] did.
+#[derive(Debug, Clone)]
+pub struct Enqueued {
+    pub item: Item,
+    /// The same file was already waiting for the same place: that item (with the new
+    /// credentials) is returned instead of a second one, so it resumes where the server is
+    /// and the library does not get the recording twice.
+    pub already_queued: bool,
+}
+
 /// Adds a finished recording to the queue: checks it is a complete MP4 (cheap: box headers
-/// only), fingerprints it (reads it once: SHA-256), and stores the item. Returns the item.
+/// only), fingerprints it (reads it once: SHA-256), and stores the item.
+///
+/// The same file (path and SHA-256) for the same place (server, live room, breakout room) is
+/// queued once: while it waits, the existing item is returned; once uploaded or stopped, the
+/// answer is [`QueueError::AlreadyUploaded`] or [`QueueError::AlreadyQueued`].
 ///
 /// Blocking (reads the whole file); the caller says the recording is finished.
 pub fn enqueue(
@@ -51,7 +65,7 @@ pub fn enqueue(
     destination: Destination,
     auth: Auth,
     options: EnqueueOptions,
-) -> Result<Item, QueueError> {
+) -> Result<Enqueued, QueueError> {
     let path = std::path::absolute(path).map_err(|cause| QueueError::Io {
         what: "cannot resolve",
         path: path.to_path_buf(),
@@ -70,9 +84,42 @@ pub fn enqueue(
     }
     let mut item = Item::new(path.clone(), file, destination, auth)?;
     item.delete_after_upload = options.delete_after_upload;
-    let id = queue.update(|q| q.push(item.clone()))?;
-    item.id = id;
-    Ok(item)
+    queue.update(|q| {
+        let same = |i: &&mut Item| {
+            i.path == item.path
+                && i.file.size == item.file.size
+                && i.file.sha256 == item.file.sha256
+                && i.destination.server == item.destination.server
+                && i.destination.live_room == item.destination.live_room
+                && i.destination.breakout_room == item.destination.breakout_room
+        };
+        if let Some(existing) = q.items.iter_mut().find(same) {
+            return match &existing.state {
+                State::Done { media_id } => Err(QueueError::AlreadyUploaded {
+                    id: existing.id.clone(),
+                    media_id: media_id.clone(),
+                }),
+                s if s.is_pending() => {
+                    existing.auth = item.auth.clone();
+                    existing.updated_at = queue::now_rfc3339();
+                    Ok(Enqueued {
+                        item: existing.clone(),
+                        already_queued: true,
+                    })
+                }
+                s => Err(QueueError::AlreadyQueued {
+                    id: existing.id.clone(),
+                    state: s.label(),
+                }),
+            };
+        }
+        let id = q.push(item.clone())?;
+        item.id = id;
+        Ok(Enqueued {
+            item: item.clone(),
+            already_queued: false,
+        })
+    })
 }
 
 /// Puts a failed or "sign in again" item back in line (attempts reset), optionally with new

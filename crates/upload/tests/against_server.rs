@@ -46,7 +46,7 @@ fn enqueue(q: &QueueFile, file: &Path, dest: Destination, auth: Auth) -> Item {
         any_file: true,
         ..Default::default()
     };
-    upload::enqueue(q, file, dest, auth, opts).unwrap()
+    upload::enqueue(q, file, dest, auth, opts).unwrap().item
 }
 
 fn item(q: &QueueFile, id: &str) -> Item {
@@ -536,9 +536,9 @@ async fn too_large_for_the_server_is_a_final_state() {
     .unwrap();
     let file = dir.path().join("rec.bin");
     random_file(&file, 2 * MIB, 7).unwrap();
-    let q = QueueFile::new(dir.path().join("queue.json"));
     for discover in [true, false] {
         // With OPTIONS the client knows the limit; without, the server's 413 says it.
+        let q = QueueFile::new(dir.path().join(format!("queue-{discover}.json")));
         let it = enqueue(
             &q,
             &file,
@@ -610,10 +610,33 @@ async fn a_real_mp4_recording_goes_through_the_playable_check() {
     assert!(q.load().unwrap().items.is_empty());
 
     // ...the finished one goes, and the library gets a playable file.
-    let it = upload::enqueue(&q, &mp4, dest, auth, EnqueueOptions::default()).unwrap();
+    let add = || {
+        upload::enqueue(
+            &q,
+            &mp4,
+            dest.clone(),
+            auth.clone(),
+            EnqueueOptions::default(),
+        )
+    };
+    let first = add().unwrap();
+    assert!(!first.already_queued);
+    let it = first.item;
+    // Queued again while it waits (the same command run twice): the same item, not a second
+    // upload and a second media entry.
+    let again = add().unwrap();
+    assert!(again.already_queued);
+    assert_eq!(again.item.id, it.id);
+    assert_eq!(q.load().unwrap().items.len(), 1);
     let runner = Runner::new(QueueFile::new(q.path()), config(MIB));
     run(&runner, Duration::from_secs(30)).await;
     assert!(matches!(item(&q, &it.id).state, State::Done { .. }));
+    // And once uploaded, queuing it again says so.
+    let err = add().unwrap_err();
+    assert!(
+        matches!(&err, upload::QueueError::AlreadyUploaded { id, .. } if *id == it.id),
+        "{err}"
+    );
     let entries = srv.media_entries().await.unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].sha256, sha256_file(&mp4).unwrap());
