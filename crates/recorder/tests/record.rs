@@ -12,6 +12,18 @@ use e2e::{Stage, TestEnv, Tone, media};
 
 const RECORDER: &str = env!("CARGO_BIN_EXE_recorder");
 
+/// The A/V sync test measures a beep that the test itself plays in real time; when another
+/// recording in this binary keeps both cores busy, that beep leaves late (a 96 ms "skew" was
+/// the test's own tone writer waiting for a core). So the sync test runs alone: it takes this
+/// lock for writing, every other test that records takes it for reading.
+static ALONE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    ALONE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Stage window geometry on the 1280x720 test display.
 const STAGE: (i16, i16, u16, u16) = (100, 80, 640, 360);
 
@@ -63,6 +75,9 @@ fn wait_at_most(mut child: std::process::Child, limit: Duration) -> Output {
 
 #[test]
 fn records_the_stage_picture_and_sound_in_sync() {
+    let _alone = ALONE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let env = TestEnv::start(1280, 720).unwrap();
     let stage = Stage::start(env.display(), STAGE.0, STAGE.1, STAGE.2, STAGE.3).unwrap();
     let room = Tone::start_timed(&env, "stage", 1000.0, 0.3).unwrap();
@@ -203,6 +218,7 @@ fn records_the_stage_picture_and_sound_in_sync() {
 
 #[test]
 fn a_killed_recorder_leaves_a_playable_file() {
+    let _shared = shared();
     let env = TestEnv::start(1280, 720).unwrap();
     let _stage = Stage::start(env.display(), STAGE.0, STAGE.1, STAGE.2, STAGE.3).unwrap();
     let _room = Tone::start(&env, "stage", 1000.0, 0.3).unwrap();
@@ -230,6 +246,7 @@ fn a_killed_recorder_leaves_a_playable_file() {
 /// Ctrl-C and SIGTERM (a logout, `systemctl stop`, the app quitting) both end in a finished file.
 #[test]
 fn a_signal_stops_the_recording_cleanly() {
+    let _shared = shared();
     let env = TestEnv::start(1280, 720).unwrap();
     let _stage = Stage::start(env.display(), STAGE.0, STAGE.1, STAGE.2, STAGE.3).unwrap();
     let _room = Tone::start(&env, "stage", 1000.0, 0.3).unwrap();
@@ -258,6 +275,7 @@ fn a_signal_stops_the_recording_cleanly() {
 
 #[test]
 fn capture_memory_is_private_to_the_user() {
+    let _shared = shared();
     let env = TestEnv::start(1280, 720).unwrap();
     let out = env.dir().join("shm.mp4");
     let mut child = record_cmd(&env, &out, &["--audio", "none", "--duration", "4"])
@@ -332,6 +350,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_filling_disk_stops_the_recording_cleanly() {
+    let _shared = shared();
     let env = TestEnv::start(1280, 720).unwrap();
     let _stage = Stage::start(env.display(), STAGE.0, STAGE.1, STAGE.2, STAGE.3).unwrap();
     let disk = SmallDisk::new(env.dir(), 48, false);
@@ -388,6 +407,7 @@ fn a_filling_disk_stops_the_recording_cleanly() {
 /// One bad input per row: (arguments, environment tweak, expected exit code, message part).
 #[test]
 fn bad_input_gets_one_clear_line_and_a_nonzero_exit() {
+    let _shared = shared();
     let env = TestEnv::start(640, 480).unwrap();
     let ro = SmallDisk::new(env.dir(), 1, true);
     let tiny = SmallDisk::new(env.dir(), 8, false);
