@@ -215,10 +215,18 @@ fn server_url(flag: &str, s: &str) -> Result<String> {
 }
 
 fn auth(t: &TargetArgs) -> Result<Auth> {
-    Ok(Auth {
+    let auth = Auth {
         bearer: t.token.as_deref().map(check_token).transpose()?.flatten(),
         headers: t.headers.clone(),
-    })
+    };
+    // The classroom server takes no anonymous uploads: without credentials the item would only
+    // wait in the queue to be refused. (Another tus server, `--endpoint`, may not need any.)
+    if auth.bearer.is_none() && auth.headers.is_empty() && t.endpoint.is_none() {
+        return Err(usage(
+            "no sign-in: set RECORDER_TOKEN (or --token) to a token from POST /api/sessions".into(),
+        ));
+    }
+    Ok(auth)
 }
 
 /// A token as typed or pasted: surrounding whitespace dropped, empty means none, and anything a
