@@ -157,6 +157,7 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 fn record(args: RecordArgs) -> Result<i32> {
+    upload_cli::check_record_upload(&args.upload)?;
     let output = match args.output {
         Some(p) => p,
         None => {

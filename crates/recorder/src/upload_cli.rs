@@ -451,6 +451,19 @@ pub fn upload(args: UploadArgs, q: QueueArgs) -> Result<i32> {
     runtime()?.block_on(send(queue, &q, RunMode::Only(vec![queued.item.id])))
 }
 
+/// Checks `record --upload-to …` before the recording starts, so that a typo or a missing
+/// token is said now, not after an hour of recording.
+pub fn check_record_upload(args: &RecordUploadArgs) -> Result<()> {
+    let Some(server) = &args.upload_to else {
+        return Ok(());
+    };
+    server_url("--upload-to", server)?;
+    if let Some(e) = &args.target.endpoint {
+        server_url("--endpoint", e)?;
+    }
+    auth(&args.target).map(|_| ())
+}
+
 /// `record --upload-to …`, after the recording is saved. The recording is never at risk here:
 /// a failure only means the file waits on disk for a later `upload`.
 pub fn after_recording(

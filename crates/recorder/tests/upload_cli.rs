@@ -442,6 +442,22 @@ async fn bad_flags_and_bad_queue_files_get_one_clear_line_and_a_nonzero_exit() {
             2,
             "--live-room",
         ),
+        (
+            // Said before recording starts (no display is needed to get this far).
+            vec![
+                "record".into(),
+                "-o".into(),
+                d.join("never.mp4").to_str().unwrap().into(),
+                "--upload-to".into(),
+                "http://h".into(),
+                "--live-room".into(),
+                "lr_1".into(),
+                "--breakout-room".into(),
+                "br_1".into(),
+            ],
+            2,
+            "no sign-in",
+        ),
     ];
     for (args, code, message) in cases {
         let out = output(
