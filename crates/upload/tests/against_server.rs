@@ -354,15 +354,22 @@ enum FileChange {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_or_changed_file_fails_clearly_and_leaves_nothing_on_the_server() {
-    let cases = [
-        (FileChange::DeletedBefore, "gone"),
-        (FileChange::GrownBefore, "changed"),
-        (FileChange::OverwrittenDuring, "changed"),
+    // (change, any of these words in the reason)
+    let cases: [(FileChange, &[&str]); 5] = [
+        (FileChange::DeletedBefore, &["gone"]),
+        (FileChange::GrownBefore, &["changed"]),
+        (FileChange::OverwrittenDuring, &["changed"]),
+        // The runner may look between the write and the reset of the modification time (seen
+        // once in a full run); either way the change is caught. The change-time check alone
+        // is tested deterministically in `fingerprint`.
         (
             FileChange::OverwrittenDuringSameMtime,
-            "written to or its times were reset",
+            &[
+                "written to or its times were reset",
+                "modification time is different",
+            ],
         ),
-        (FileChange::DeletedDuring, "gone"),
+        (FileChange::DeletedDuring, &["gone"]),
     ];
     for (change, want) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -438,7 +445,10 @@ async fn a_deleted_or_changed_file_fails_clearly_and_leaves_nothing_on_the_serve
         let State::Failed { reason } = &stored.state else {
             panic!("{change:?}: {:?}", stored.state);
         };
-        assert!(reason.contains(want), "{change:?}: {reason}");
+        assert!(
+            want.iter().any(|w| reason.contains(w)),
+            "{change:?}: {reason}"
+        );
         assert!(!reason.contains('\n'), "one line");
         assert_eq!(report.items[0].state, stored.state);
         assert_nothing_stored(&srv).await;
