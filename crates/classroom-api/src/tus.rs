@@ -46,6 +46,36 @@ pub fn is_forbidden_in_text(c: char) -> bool {
         || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
+/// Why a typed title or name breaks the rules the server applies (see [`text_problem`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextProblem {
+    Empty,
+    TooLong,
+    /// A character [`is_forbidden_in_text`].
+    Forbidden,
+}
+
+/// Checks `value`, trimmed, against the server's rule for a title or name: 1..=`max`
+/// characters, none [`is_forbidden_in_text`]. One rule, so the app refuses exactly what the
+/// server would; each side words the answer for its own audience.
+pub fn text_problem(value: &str, max: usize) -> Option<TextProblem> {
+    let v = value.trim();
+    if v.is_empty() {
+        Some(TextProblem::Empty)
+    } else if v.chars().count() > max {
+        Some(TextProblem::TooLong)
+    } else if v.chars().any(is_forbidden_in_text) {
+        Some(TextProblem::Forbidden)
+    } else {
+        None
+    }
+}
+
+/// Whether a file name would name a path rather than a file (a separator, `.` or `..`).
+pub fn is_path_like(name: &str) -> bool {
+    name.contains(['/', '\\']) || matches!(name, "." | "..")
+}
+
 /// `Upload-Metadata` keys (values are base64 in the header, UTF-8 once decoded).
 pub mod meta {
     /// Required: the live room's id.

@@ -7,21 +7,17 @@ use crate::error::Error;
 /// A name or title a person typed: trimmed, 1..=`max` characters, no control characters (no
 /// newlines, NULs, escape sequences, or bidi overrides that would disguise a title).
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, Error> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(Error::Invalid(format!("{field} must not be empty")));
-    }
-    if v.chars().count() > max {
-        return Err(Error::Invalid(format!(
+    use classroom_api::tus::TextProblem;
+    match classroom_api::tus::text_problem(value, max) {
+        None => Ok(value.trim().to_string()),
+        Some(TextProblem::Empty) => Err(Error::Invalid(format!("{field} must not be empty"))),
+        Some(TextProblem::TooLong) => Err(Error::Invalid(format!(
             "{field} is longer than {max} characters"
-        )));
-    }
-    if v.chars().any(classroom_api::tus::is_forbidden_in_text) {
-        return Err(Error::Invalid(format!(
+        ))),
+        Some(TextProblem::Forbidden) => Err(Error::Invalid(format!(
             "{field} must not contain control characters"
-        )));
+        ))),
     }
-    Ok(v.to_string())
 }
 
 /// A username: 1..=64 of `[A-Za-z0-9._-]`, compared case-sensitively.
@@ -56,7 +52,7 @@ pub fn new_password(value: &str) -> Result<(), Error> {
 /// A file name for a download: no directories, no control characters, not `.` or `..`.
 pub fn filename(value: &str) -> Result<String, Error> {
     let v = text("filename", value, classroom_api::tus::MAX_FILENAME_CHARS)?;
-    if v.contains(['/', '\\']) || v == "." || v == ".." {
+    if classroom_api::tus::is_path_like(&v) {
         return Err(Error::Invalid("filename must not contain a path".into()));
     }
     Ok(v)

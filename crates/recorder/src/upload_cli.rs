@@ -355,37 +355,40 @@ fn destination(
     })
 }
 
-/// The name the library shows for the file: the local name minus what the server refuses
-/// (the local file keeps its name).
-fn library_file_name(local: &str) -> String {
-    let clean: String = local
+/// `text` as the server accepts it: without the characters it refuses, cut to `max`, trimmed;
+/// `fallback` when nothing is left. (A file name is not typed as carefully as a title.)
+fn plain_text(text: &str, max: usize, fallback: &str) -> String {
+    let clean: String = text
         .chars()
         .filter(|c| !classroom_api::tus::is_forbidden_in_text(*c))
-        .map(|c| if c == '\\' { '_' } else { c })
-        .take(classroom_api::tus::MAX_FILENAME_CHARS)
+        .take(max)
         .collect();
     match clean.trim() {
-        "" | "." | ".." => "recording.mp4".to_string(),
-        n => n.to_string(),
+        "" => fallback.to_string(),
+        t => t.to_string(),
     }
 }
 
-/// The title when none is given: the file's name without its extension, minus characters a
-/// title may not have (a name is not typed as carefully as a title), cut to the longest title.
+/// The name the library shows for the file (the local file keeps its own).
+fn library_file_name(local: &str) -> String {
+    let name = plain_text(
+        &local.replace('\\', "_"),
+        classroom_api::tus::MAX_FILENAME_CHARS,
+        "recording.mp4",
+    );
+    match name.as_str() {
+        "." | ".." => "recording.mp4".to_string(),
+        _ => name,
+    }
+}
+
+/// The title when none is given: the file's name without its extension.
 fn default_title(file_name: &str) -> String {
     let stem = Path::new(file_name).file_stem().map_or_else(
         || file_name.to_string(),
         |s| s.to_string_lossy().into_owned(),
     );
-    let clean: String = stem
-        .chars()
-        .filter(|c| !classroom_api::tus::is_forbidden_in_text(*c))
-        .take(classroom_api::tus::MAX_TITLE_CHARS)
-        .collect();
-    match clean.trim() {
-        "" => "Recording".to_string(),
-        t => t.to_string(),
-    }
+    plain_text(&stem, classroom_api::tus::MAX_TITLE_CHARS, "Recording")
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

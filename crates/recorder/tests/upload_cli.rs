@@ -15,6 +15,20 @@ use upload_testkit::{Proxy, ProxyPlan, TestServer, random_file, sha256_file};
 const RECORDER: &str = env!("CARGO_BIN_EXE_recorder");
 const MIB: u64 = 1 << 20;
 
+/// A proxy in front of the server, throttled to `rate` bytes/s so that an upload is still
+/// running when the test acts on it.
+async fn throttled(srv: &TestServer, rate: u64) -> Proxy {
+    Proxy::start(
+        srv.addr,
+        ProxyPlan {
+            cut_after: None,
+            rate: Some(rate),
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn recorder(queue: &Path) -> Command {
     let mut c = Command::new(RECORDER);
     c.env("RECORDER_UPLOAD_QUEUE", queue)
@@ -101,15 +115,7 @@ async fn killed_mid_upload_the_next_run_continues_where_the_server_is() {
     let dir = tempfile::tempdir().unwrap();
     let srv = TestServer::start(&dir.path().join("server")).await.unwrap();
     // Throttled so the kill lands mid-upload.
-    let proxy = Proxy::start(
-        srv.addr,
-        ProxyPlan {
-            cut_after: None,
-            rate: Some(16 * MIB),
-        },
-    )
-    .await
-    .unwrap();
+    let proxy = throttled(&srv, 16 * MIB).await;
     let size = 40 * MIB + 99;
     let file = dir.path().join("rec.bin");
     random_file(&file, size, 11).unwrap();
@@ -723,15 +729,7 @@ async fn a_second_upload_waits_for_the_first_then_sends_its_own_file() {
     let dir = tempfile::tempdir().unwrap();
     let srv = TestServer::start(&dir.path().join("server")).await.unwrap();
     // Slow enough that the second command starts while the first is sending.
-    let proxy = Proxy::start(
-        srv.addr,
-        ProxyPlan {
-            cut_after: None,
-            rate: Some(4 * MIB),
-        },
-    )
-    .await
-    .unwrap();
+    let proxy = throttled(&srv, 4 * MIB).await;
     let queue = dir.path().join("queue.json");
     let (first, second) = (dir.path().join("first.bin"), dir.path().join("second.bin"));
     random_file(&first, 12 * MIB, 21).unwrap();

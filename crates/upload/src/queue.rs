@@ -78,33 +78,33 @@ impl Destination {
     /// upload later. (Not part of [`Item::validate`]: a queue saved before a rule changed
     /// must still load.)
     pub fn check_server_rules(&self) -> Result<(), String> {
-        use classroom_api::tus::{MAX_FILENAME_CHARS, MAX_TITLE_CHARS, is_forbidden_in_text};
-        let title = self.title.trim();
-        if title.chars().count() > MAX_TITLE_CHARS {
-            return Err(format!(
-                "the title is longer than {MAX_TITLE_CHARS} characters"
-            ));
+        use classroom_api::tus::{
+            MAX_FILENAME_CHARS, MAX_TITLE_CHARS, TextProblem, is_path_like, text_problem,
+        };
+        match text_problem(&self.title, MAX_TITLE_CHARS) {
+            None => {}
+            Some(TextProblem::Empty) => return Err("title is empty".into()),
+            Some(TextProblem::TooLong) => {
+                return Err(format!(
+                    "the title is longer than {MAX_TITLE_CHARS} characters"
+                ));
+            }
+            Some(TextProblem::Forbidden) => {
+                return Err(
+                    "the title contains control or text-direction characters; type it plainly"
+                        .into(),
+                );
+            }
         }
-        if title.chars().any(is_forbidden_in_text) {
-            return Err(
-                "the title contains control or text-direction characters; type it plainly".into(),
-            );
-        }
-        if self.filename.chars().count() > MAX_FILENAME_CHARS {
-            return Err(format!(
+        let name = &self.filename;
+        match text_problem(name, MAX_FILENAME_CHARS) {
+            Some(TextProblem::TooLong) => Err(format!(
                 "the file name is longer than {MAX_FILENAME_CHARS} characters; rename the file"
-            ));
+            )),
+            Some(_) => Err(refused_name(name)),
+            None if is_path_like(name) => Err(refused_name(name)),
+            None => Ok(()),
         }
-        if self.filename.chars().any(is_forbidden_in_text)
-            || self.filename.contains('\\')
-            || matches!(self.filename.as_str(), "." | "..")
-        {
-            return Err(format!(
-                "the file name {:?} has characters the server refuses; rename the file",
-                truncate(&self.filename)
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -276,6 +276,13 @@ impl Item {
     }
 }
 
+fn refused_name(name: &str) -> String {
+    format!(
+        "the file name {:?} has characters the server refuses; rename the file",
+        truncate(name)
+    )
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }
@@ -418,9 +425,9 @@ pub struct RunLock {
 enum Read_ {
     Missing,
     Ok(Queue),
-    /// Not a usable queue: the reason, and the items that still read as items. Moving the file
-    /// aside happens under the lock.
-    Bad(String, Option<Queue>),
+    /// Not a usable queue; the reason. Moving it aside (and carrying its readable items over)
+    /// happens under the lock.
+    Bad(String),
 }
 
 fn is_read_only(e: &std::io::Error) -> bool {
@@ -486,8 +493,7 @@ impl QueueFile {
     /// every process that names the file either way shares the same locks.
     pub fn new(path: impl Into<PathBuf>) -> QueueFile {
         let path = path.into();
-        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
-        let path = match is_link.then(|| std::fs::canonicalize(&path)) {
+        let path = match path.is_symlink().then(|| std::fs::canonicalize(&path)) {
             Some(Ok(target)) => target,
             // A dangling link: the queue is created where it points.
             Some(Err(_)) => match std::fs::read_link(&path) {
@@ -569,23 +575,11 @@ impl QueueFile {
             });
         }
         if md.len() > MAX_FILE_BYTES {
-            let reason = format!(
+            return Ok(Read_::Bad(format!(
                 "{} bytes, more than the {} MiB a queue may have",
                 md.len(),
                 MAX_FILE_BYTES >> 20
-            );
-            // Too big to use, but what it holds is still worth carrying over (the writes of
-            // an older version could make such a file).
-            let salvaged = if md.len() <= MAX_SALVAGE_BYTES {
-                let mut bytes = Vec::new();
-                File::open(&self.path)
-                    .and_then(|f| f.take(MAX_SALVAGE_BYTES).read_to_end(&mut bytes))
-                    .map_err(io_err("cannot read the upload queue", &self.path))?;
-                salvage(&bytes)
-            } else {
-                None
-            };
-            return Ok(Read_::Bad(reason, salvaged));
+            )));
         }
         let mut bytes = Vec::new();
         File::open(&self.path)
@@ -593,7 +587,7 @@ impl QueueFile {
             .map_err(io_err("cannot read the upload queue", &self.path))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             // Our writes are atomic, so an empty file did not come from us: keep it aside.
-            return Ok(Read_::Bad("the file is empty".into(), None));
+            return Ok(Read_::Bad("the file is empty".into()));
         }
         // Look at the version first: a newer program's queue must be left alone, not judged
         // by this program's rules.
@@ -612,22 +606,17 @@ impl QueueFile {
         }
         let q: Queue = match serde_json::from_slice(&bytes) {
             Ok(q) => q,
-            Err(e) => {
-                return Ok(Read_::Bad(
-                    format!("not a valid queue: {e}"),
-                    salvage(&bytes),
-                ));
-            }
+            Err(e) => return Ok(Read_::Bad(format!("not a valid queue: {e}"))),
         };
         match q.validate() {
             Ok(()) => Ok(Read_::Ok(q)),
-            Err(e) => Ok(Read_::Bad(e, salvage(&bytes))),
+            Err(e) => Ok(Read_::Bad(e)),
         }
     }
 
     /// Renames a bad queue file aside (under the lock), starts the new queue with the items
     /// that could still be read, and returns the error that says where the old file is.
-    fn set_aside(&self, reason: String, salvaged: Option<Queue>) -> QueueError {
+    fn set_aside(&self, reason: String) -> QueueError {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let kept_as = self.sibling(&format!(".corrupt-{stamp}"));
         match std::fs::rename(&self.path, &kept_as) {
@@ -635,6 +624,13 @@ impl QueueFile {
                 let _ = self.sync_dir();
                 tracing::info!(path = %self.path.display(), kept_as = %kept_as.display(), %reason, "upload queue set aside");
                 let mut carried_over = 0;
+                // Read once, here, from the copy set aside: a file too big to use is still
+                // worth carrying over, up to a limit.
+                let small = std::fs::metadata(&kept_as).is_ok_and(|m| m.len() <= MAX_SALVAGE_BYTES);
+                let salvaged = small
+                    .then(|| std::fs::read(&kept_as).ok())
+                    .flatten()
+                    .and_then(|bytes| salvage(&bytes));
                 if let Some(q) = salvaged {
                     // The old file is safe aside; if this write fails, the next use simply
                     // starts empty, as it would have without salvaging.
@@ -662,14 +658,14 @@ impl QueueFile {
         match self.read()? {
             Read_::Missing => Ok(Queue::default()),
             Read_::Ok(q) => Ok(q),
-            Read_::Bad(..) => {
+            Read_::Bad(_) => {
                 // Decide under the lock, so a writer in the middle of an update is not raced.
                 let (lock, _) = self.open_lock(".lock")?;
                 flock(&lock, false).map_err(io_err("cannot lock the upload queue", &self.path))?;
                 match self.read()? {
                     Read_::Missing => Ok(Queue::default()),
                     Read_::Ok(q) => Ok(q),
-                    Read_::Bad(reason, salvaged) => Err(self.set_aside(reason, salvaged)),
+                    Read_::Bad(reason) => Err(self.set_aside(reason)),
                 }
             }
         }
@@ -690,7 +686,7 @@ impl QueueFile {
         let mut q = match self.read()? {
             Read_::Missing => Queue::default(),
             Read_::Ok(q) => q,
-            Read_::Bad(reason, salvaged) => return Err(self.set_aside(reason, salvaged)),
+            Read_::Bad(reason) => return Err(self.set_aside(reason)),
         };
         let before = q.clone();
         let r = f(&mut q)?;
@@ -1227,12 +1223,7 @@ mod tests {
         QueueFile::new(&link)
             .update(|q| q.push(sample_item(dir.path())))
             .unwrap();
-        assert!(
-            std::fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(link.is_symlink());
         assert_eq!(
             QueueFile::new(dir.path().join("real.json"))
                 .load()
@@ -1340,12 +1331,7 @@ mod tests {
         via_link
             .update(|q| q.push(sample_item(dir.path())))
             .unwrap();
-        assert!(
-            std::fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
+        assert!(link.is_symlink());
         assert_eq!(QueueFile::new(&real).load().unwrap().items.len(), 2);
         let held = via_link.try_lock_runner().unwrap().unwrap();
         assert!(QueueFile::new(&real).try_lock_runner().unwrap().is_none());
