@@ -7,8 +7,10 @@ median of each is reported.
 
 - client: `recorder upload FILE --any-file --no-wait` queues the file (its fingerprint: size,
   mtime, SHA-256), then `recorder queue run` uploads it (the upload crate: creation, chunked
-  PATCHes with the cheapest checksum the server offers, the media entry's SHA-256 compared
-  with the fingerprint), timed from launch to exit; its peak RSS is the process's ru_maxrss.
+  PATCHes streamed from the file with the cheapest checksum the server offers, chunks growing
+  from CHUNK_MIB to MAX_CHUNK_MIB while each takes under a second, the media entry's SHA-256
+  compared with the fingerprint), timed from launch to exit; its peak RSS is the process's
+  ru_maxrss.
   Queueing is timed and printed apart: it happens once, when a recording ends.
 - curl (the baseline): the same bytes in one request with no chunking or checksums: a tus
   creation POST then one PATCH carrying the whole file to the same server.
@@ -18,7 +20,7 @@ median of each is reported.
 Then one more upload through a TCP proxy that cuts the connection once, mid-chunk: the bytes
 the proxy carried beyond the file's size are what was sent again (target: at most one chunk).
 
-usage: bench/upload_client.py SERVER_BIN RECORDER_BIN SINK_BIN [SIZE_MIB=1024] [ROUNDS=3] [CHUNK_MIB=8]
+usage: bench/upload_client.py SERVER_BIN RECORDER_BIN SINK_BIN [SIZE_MIB=1024] [ROUNDS=3] [CHUNK_MIB=8] [MAX_CHUNK_MIB=64]
 Needs ~2x SIZE_MIB free in $BENCH_DIR (default: the system temp directory).
 """
 import base64, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
@@ -27,6 +29,7 @@ server_bin, recorder_bin, sink_bin = sys.argv[1:4]
 SIZE_MIB = int(sys.argv[4]) if len(sys.argv) > 4 else 1024
 ROUNDS = int(sys.argv[5]) if len(sys.argv) > 5 else 3
 CHUNK_MIB = int(sys.argv[6]) if len(sys.argv) > 6 else 8
+MAX_CHUNK_MIB = int(sys.argv[7]) if len(sys.argv) > 7 else 64
 size = SIZE_MIB << 20
 work = tempfile.mkdtemp(prefix="upload-client-bench-", dir=os.environ.get("BENCH_DIR"))
 quiet = dict(os.environ, RUST_LOG="warn")
@@ -160,7 +163,7 @@ def client_upload(server_url, n):
                         "--breakout-room", breakout, "--title", f"client #{n}", "--queue", queue, "--no-wait"],
                        client_env)
     up, rss = timed_rss([recorder_bin, "queue", "run", "--queue", queue, "--chunk-mib", str(CHUNK_MIB),
-                         "--max-retry-wait", "2"], client_env)
+                         "--max-chunk-mib", str(MAX_CHUNK_MIB), "--max-retry-wait", "2"], client_env)
     return enq, up, rss
 
 
@@ -203,7 +206,8 @@ shutil.rmtree(work, ignore_errors=True)
 
 ct, kt, st = statistics.median(client_s), statistics.median(curl_s), statistics.median(sink_s)
 et = statistics.median(enqueue_s)
-print(f"file: {SIZE_MIB} MiB over loopback, {ROUNDS} rounds interleaved, medians; client chunk {CHUNK_MIB} MiB")
+print(f"file: {SIZE_MIB} MiB over loopback, {ROUNDS} rounds interleaved, medians;"
+      f" client chunks {CHUNK_MIB} MiB growing to {MAX_CHUNK_MIB} MiB")
 print(f"  client upload (queue run: chunked PATCHes, a checksum per chunk): {SIZE_MIB / ct:7.0f} MiB/s")
 print(f"  curl, one tus PATCH to the same server:                          {SIZE_MIB / kt:7.0f} MiB/s")
 print(f"  ratio client / curl:                                             {kt / ct:7.2f}   (target >= 0.9)")
@@ -212,7 +216,8 @@ print(f"  queueing the file first (size, mtime, SHA-256; done once, when a recor
 print(f"  curl PUT to a plain sink (ceiling, for reference):    {SIZE_MIB / st:7.0f} MiB/s")
 peak = max(client_rss + [cut_rss])
 print(f"  client peak RSS:                                      {peak * 1.048576:7.1f} MB = {peak:.1f} MiB (target <= 64 MB)")
-print(f"  after one cut connection: resent {resent / (1 << 20):.2f} MiB (one chunk = {CHUNK_MIB} MiB; target <= one chunk),"
+print(f"  after one cut connection: resent {resent / (1 << 20):.2f} MiB (target <= one chunk: the one in flight,"
+      f" at most {MAX_CHUNK_MIB} MiB),"
       f" upload took {cut_dt:.1f} s")
 print(f"  server peak RSS: {server_rss:.1f} MiB")
 print("runs (s):", json.dumps({"enqueue": [round(x, 3) for x in enqueue_s], "client": [round(x, 3) for x in client_s], "curl": [round(x, 3) for x in curl_s],

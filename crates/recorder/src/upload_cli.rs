@@ -28,9 +28,14 @@ pub struct QueueArgs {
     /// Queue file (default: the app's data directory, upload-queue.json).
     #[arg(long, env = "RECORDER_UPLOAD_QUEUE", global = true)]
     pub queue: Option<PathBuf>,
-    /// Bytes per request, in MiB (1-64).
+    /// Bytes of the first request, and the fewest per request, in MiB (1-64). Requests grow
+    /// while each takes under a second, up to --max-chunk-mib.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
     pub chunk_mib: u64,
+    /// The most bytes per request, in MiB (1-256; at least --chunk-mib; equal for a fixed size).
+    /// A cut connection sends the request in flight again.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=256), global = true)]
+    pub max_chunk_mib: u64,
     /// Longest wait between retries while the server is unreachable, in seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub max_retry_wait: u64,
@@ -41,6 +46,12 @@ pub struct QueueArgs {
 
 impl QueueArgs {
     fn queue_file(&self) -> Result<QueueFile> {
+        if self.max_chunk_mib < self.chunk_mib {
+            return Err(usage(format!(
+                "--max-chunk-mib ({}) is smaller than --chunk-mib ({})",
+                self.max_chunk_mib, self.chunk_mib
+            )));
+        }
         match &self.queue {
             Some(p) => Ok(QueueFile::new(p.clone())),
             None => QueueFile::default_path()
@@ -52,6 +63,7 @@ impl QueueArgs {
     fn runner_config(&self) -> RunnerConfig {
         let mut c = RunnerConfig {
             chunk_size: usize::try_from(self.chunk_mib << 20).unwrap_or(8 << 20),
+            max_chunk_size: usize::try_from(self.max_chunk_mib << 20).unwrap_or(64 << 20),
             ..RunnerConfig::default()
         };
         c.backoff.max = Duration::from_secs(self.max_retry_wait);
@@ -481,6 +493,7 @@ pub fn after_recording(
     let q = QueueArgs {
         queue: args.upload_queue.clone(),
         chunk_mib: 8,
+        max_chunk_mib: 64,
         max_retry_wait: 60,
         json: false,
     };

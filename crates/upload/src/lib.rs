@@ -13,7 +13,9 @@
 //! it is kept.
 
 pub mod backoff;
+mod body;
 mod buffers;
+mod chunks;
 pub mod error;
 pub mod fingerprint;
 pub mod mp4;

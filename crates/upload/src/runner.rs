@@ -25,7 +25,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,9 +32,10 @@ use reqwest::Url;
 use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
+use crate::body::{self, FileBody, Source};
 use crate::buffers::BufferPool;
+use crate::chunks::ChunkPlan;
 use crate::error::{QueueError, TusError};
-use crate::fingerprint::Fingerprint;
 use crate::progress::{Activity, ItemProgress, Progress, RateMeter};
 use crate::queue::{Item, QueueFile, State, now_rfc3339};
 use crate::tus::{ChecksumAlgorithm, ClientConfig, ServerInfo, TusClient, UploadState};
@@ -46,9 +46,11 @@ pub use classroom_api::tus::meta;
 /// Settings of a [`Runner`].
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// Bytes per `PATCH`. Bigger chunks mean fewer round trips; a cut connection resends at
-    /// most one chunk.
+    /// Bytes of the first `PATCH`, and the smallest chunk. Chunks grow on fast links (see
+    /// `chunks`); a cut connection resends at most the chunk in flight.
     pub chunk_size: usize,
+    /// The largest chunk; equal to `chunk_size` for a fixed size.
+    pub max_chunk_size: usize,
     pub backoff: Backoff,
     /// Server errors (5xx, 423, 429) in a row, without progress, before an item fails.
     pub max_server_errors: u32,
@@ -66,6 +68,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
             chunk_size: 8 << 20,
+            max_chunk_size: 64 << 20,
             backoff: Backoff::default(),
             max_server_errors: 10,
             client: ClientConfig::default(),
@@ -172,15 +175,41 @@ enum RetryKind {
     Server,
 }
 
-/// A chunk read from the file, with its checksum and the running hash after it.
-struct Chunk {
+/// A checksum pass started ahead, for the chunk expected next.
+struct ChecksumPass {
     offset: u64,
-    data: bytes::Bytes,
-    /// The `Upload-Checksum` header value, computed with the read (off the async runtime and
-    /// while the previous chunk is on the wire).
-    checksum: Option<String>,
+    len: u64,
+    job: tokio::task::JoinHandle<Result<String, String>>,
 }
 
+impl ChecksumPass {
+    fn start(src: &Source, offset: u64, len: u64, alg: ChecksumAlgorithm) -> ChecksumPass {
+        let src = src.clone();
+        ChecksumPass {
+            offset,
+            len,
+            job: tokio::task::spawn_blocking(move || body::checksum(&src, offset, len, alg)),
+        }
+    }
+
+    /// The checksum of `len` bytes at `offset`: from this pass when it covers exactly that
+    /// (the guess was right), computed now otherwise.
+    async fn take(
+        ahead: Option<ChecksumPass>,
+        src: &Source,
+        offset: u64,
+        len: u64,
+        alg: ChecksumAlgorithm,
+    ) -> Result<String, String> {
+        let pass = match ahead {
+            Some(p) if p.offset == offset && p.len == len => p,
+            _ => ChecksumPass::start(src, offset, len, alg),
+        };
+        pass.job
+            .await
+            .map_err(|e| format!("checksum task failed: {e}"))?
+    }
+}
 /// Per-attempt counters for the report.
 #[derive(Default)]
 struct Tally {
@@ -697,44 +726,6 @@ impl Runner {
         ))
     }
 
-    /// Reads the chunk at `offset` on a blocking thread, checking the file is unchanged before
-    /// and after the read (see `fingerprint` for why that is enough).
-    fn read_chunk(
-        &self,
-        item: &Item,
-        file: &Arc<File>,
-        buffers: &Arc<BufferPool>,
-        offset: u64,
-        checksum: Option<ChecksumAlgorithm>,
-        url: &Url,
-    ) -> tokio::task::JoinHandle<Result<Chunk, Failure>> {
-        let file = file.clone();
-        let buffers = buffers.clone();
-        let path = item.path.clone();
-        let fp: Fingerprint = item.file.clone();
-        let len = usize::try_from((fp.size - offset).min(self.config.chunk_size as u64))
-            .unwrap_or(self.config.chunk_size);
-        let url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            let bad = |p: String| Failure::File(p, Some(url.clone()));
-            fp.check_stat(&path).map_err(|p| bad(p.to_string()))?;
-            let mut buf = buffers.take(len);
-            file.read_exact_at(buf.as_mut_slice(), offset)
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => {
-                        bad(format!("{} is shorter than expected", path.display()))
-                    }
-                    _ => bad(format!("cannot read {}: {e}", path.display())),
-                })?;
-            fp.check_stat(&path).map_err(|p| bad(p.to_string()))?;
-            Ok(Chunk {
-                offset,
-                checksum: checksum.map(|c| c.header(buf.as_ref())),
-                data: buf.into_bytes(),
-            })
-        })
-    }
-
     /// Sends the rest of the file from the server's offset; completes and verifies.
     async fn transfer(
         &self,
@@ -748,46 +739,76 @@ impl Runner {
         if state.offset >= size {
             return self.complete(client, item, &url, state.media_entry).await;
         }
-        let file = Arc::new(File::open(&item.path).map_err(|e| {
-            Failure::File(
-                format!("cannot open {}: {e}", item.path.display()),
-                Some(url.clone()),
-            )
-        })?);
+        let file_failed = |reason: String| Failure::File(reason, Some(url.clone()));
+        // Checked once before anything is read; each piece read is checked again after.
+        item.file
+            .check_stat(&item.path)
+            .map_err(|p| file_failed(p.to_string()))?;
+        let file = File::open(&item.path)
+            .map_err(|e| file_failed(format!("cannot open {}: {e}", item.path.display())))?;
+        let src = Source {
+            file: Arc::new(file),
+            path: item.path.clone(),
+            fingerprint: item.file.clone(),
+            buffers: BufferPool::new(body::POOLED_PIECES),
+        };
         let checksum = self.server_info(client, item).await?.checksum();
-        // One chunk on the wire and one read ahead.
-        let buffers = BufferPool::new(2);
+        let mut plan = ChunkPlan::new(
+            self.config.chunk_size as u64,
+            self.config.max_chunk_size as u64,
+        );
         let mut offset = state.offset;
         let mut meter = RateMeter::new(Duration::from_secs(5));
         meter.record(Instant::now(), offset);
         let mut last_saved = Instant::now();
+        let mut last_took = Duration::ZERO;
         let mut progressed = false;
         let mut conflicts = 0u32;
         let mut checksum_failures = 0u32;
-        let mut next = Some(self.read_chunk(item, &file, &buffers, offset, checksum, &url));
+        // The next chunk's checksum, computed while this one is on the wire.
+        let mut ahead: Option<ChecksumPass> = None;
         loop {
-            let Some(pending) = next.take() else {
-                break;
-            };
-            let chunk = pending
-                .await
-                .map_err(|e| Failure::File(format!("read task failed: {e}"), None))??;
-            let end = chunk.offset + chunk.data.len() as u64;
-            if end < size {
-                // Read ahead while this chunk is on the wire.
-                next = Some(self.read_chunk(item, &file, &buffers, end, checksum, &url));
+            if offset >= size {
+                // The server has every byte (a resync said so).
+                let st = client.head(&url).await.map_err(Failure::Tus)?;
+                return self.complete(client, item, &url, st.media_entry).await;
             }
-            tally.wire_bytes += chunk.data.len() as u64;
-            match client
-                .patch(
-                    &url,
-                    chunk.offset,
-                    chunk.data.clone(),
-                    chunk.checksum.as_deref(),
-                )
-                .await
-            {
+            let len = plan.len(size - offset);
+            let end = offset + len;
+            let header = match checksum {
+                Some(alg) => Some(
+                    ChecksumPass::take(ahead.take(), &src, offset, len, alg)
+                        .await
+                        .map_err(file_failed)?,
+                ),
+                None => None,
+            };
+            if let (Some(alg), true) = (checksum, end < size) {
+                // A guess: this chunk goes through as fast as the last one did. When it
+                // does not, the pass is thrown away and the next checksum computed then.
+                let next = plan.after(len, last_took).len(size - end);
+                ahead = Some(ChecksumPass::start(&src, end, next, alg));
+            }
+            let body = FileBody::start(&src, offset, len);
+            let body_failure = body.failure();
+            tally.wire_bytes += len;
+            let started = Instant::now();
+            let result = client
+                .patch(&url, offset, reqwest::Body::wrap(body), header.as_deref())
+                .await;
+            let file_problem = body_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(reason) = file_problem {
+                // The body stopped because the file changed; the server kept nothing of a
+                // checksummed request, or only bytes read before the change.
+                return Err(file_failed(reason));
+            }
+            match result {
                 Ok(st) if st.offset == end => {
+                    last_took = started.elapsed();
+                    plan = plan.after(len, last_took);
                     offset = end;
                     progressed = true;
                     conflicts = 0;
@@ -836,24 +857,15 @@ impl Runner {
                         got = st.offset,
                         "server offset differs after PATCH"
                     );
-                    // (A chunk read ahead is dropped with the handle it is replaced by.)
                     offset = self.resync(client, &url, size).await?;
-                    next = Some(self.read_chunk(item, &file, &buffers, offset, checksum, &url));
                 }
                 Err(TusError::Status { status: 409, .. }) if conflicts < 5 => {
                     conflicts += 1;
-                    // (A chunk read ahead is dropped with the handle it is replaced by.)
                     offset = self.resync(client, &url, size).await?;
-                    if offset >= size {
-                        let st = client.head(&url).await.map_err(Failure::Tus)?;
-                        return self.complete(client, item, &url, st.media_entry).await;
-                    }
-                    next = Some(self.read_chunk(item, &file, &buffers, offset, checksum, &url));
                 }
                 Err(TusError::Status { status: 460, .. }) if checksum_failures < 3 => {
                     // Corrupted on the way: nothing was kept, send the same bytes again.
                     checksum_failures += 1;
-                    next = Some(self.read_chunk(item, &file, &buffers, offset, checksum, &url));
                 }
                 Err(TusError::Status {
                     status: 404 | 410, ..
@@ -889,12 +901,6 @@ impl Runner {
                 Err(e) => return Err(Failure::Tus(e)),
             }
         }
-        // Unreachable in practice (the loop returns on the last chunk); be safe anyway.
-        Ok(Attempt::Retry {
-            error: "upload loop ended early".into(),
-            kind: RetryKind::Server,
-            progressed,
-        })
     }
 
     async fn resync(&self, client: &TusClient, url: &Url, size: u64) -> Result<u64, Failure> {

@@ -116,14 +116,55 @@ impl ChecksumAlgorithm {
         }
     }
 
+    /// An incremental hasher for this algorithm.
+    pub fn hasher(self) -> ChecksumHasher {
+        ChecksumHasher {
+            alg: self,
+            state: match self {
+                Self::Crc32 => HasherState::Crc32(crc32fast::Hasher::new()),
+                Self::Sha256 => HasherState::Sha256(Sha256::new()),
+                Self::Sha1 => HasherState::Sha1(sha1::Sha1::new()),
+            },
+        }
+    }
+
     /// The `Upload-Checksum` header value for `data`.
     pub fn header(self, data: &[u8]) -> String {
-        let digest = match self {
-            Self::Crc32 => crc32fast::hash(data).to_be_bytes().to_vec(),
-            Self::Sha256 => Sha256::digest(data).to_vec(),
-            Self::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        let mut h = self.hasher();
+        h.update(data);
+        h.finish()
+    }
+}
+
+/// A checksum computed piece by piece (for a body sent as it is read).
+pub struct ChecksumHasher {
+    alg: ChecksumAlgorithm,
+    state: HasherState,
+}
+
+enum HasherState {
+    Crc32(crc32fast::Hasher),
+    Sha256(Sha256),
+    Sha1(sha1::Sha1),
+}
+
+impl ChecksumHasher {
+    pub fn update(&mut self, data: &[u8]) {
+        match &mut self.state {
+            HasherState::Crc32(h) => h.update(data),
+            HasherState::Sha256(h) => h.update(data),
+            HasherState::Sha1(h) => h.update(data),
+        }
+    }
+
+    /// The `Upload-Checksum` value (`algorithm base64(digest)`).
+    pub fn finish(self) -> String {
+        let digest = match self.state {
+            HasherState::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            HasherState::Sha256(h) => h.finalize().to_vec(),
+            HasherState::Sha1(h) => h.finalize().to_vec(),
         };
-        format!("{} {}", self.name(), STANDARD.encode(digest))
+        format!("{} {}", self.alg.name(), STANDARD.encode(digest))
     }
 }
 
@@ -402,14 +443,15 @@ impl TusClient {
         })
     }
 
-    /// `PATCH`: sends `data` at `offset`, with its `Upload-Checksum` header value when given
-    /// (see [`ChecksumAlgorithm::header`]; computed by the caller, off the async runtime).
+    /// `PATCH`: sends `body` at `offset`, with its `Upload-Checksum` header value when given
+    /// (see [`ChecksumAlgorithm::hasher`]; computed by the caller, off the async runtime).
+    /// The body should declare its length (bytes, or a body with an exact size hint).
     /// Returns the server's new offset (and the media entry when this completed the upload).
     pub async fn patch(
         &self,
         upload: &Url,
         offset: u64,
-        data: bytes::Bytes,
+        body: impl Into<reqwest::Body>,
         checksum: Option<&str>,
     ) -> Result<UploadState, TusError> {
         let m = Method::PATCH;
@@ -422,7 +464,7 @@ impl TusClient {
         }
         let resp = self
             .send(
-                req.body(data),
+                req.body(body),
                 &m,
                 upload,
                 &[StatusCode::NO_CONTENT, StatusCode::OK],

@@ -16,9 +16,11 @@ use upload_testkit::{Proxy, ProxyPlan, TestServer, random_file, sha256_file};
 
 const MIB: u64 = 1 << 20;
 
+/// Fixed-size chunks: the tests count bytes per chunk (growth is tested in `chunks`).
 fn config(chunk: u64) -> RunnerConfig {
     RunnerConfig {
         chunk_size: usize::try_from(chunk).unwrap(),
+        max_chunk_size: usize::try_from(chunk).unwrap(),
         backoff: Backoff {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(400),
@@ -431,7 +433,7 @@ async fn a_deleted_or_changed_file_fails_clearly_and_leaves_nothing_on_the_serve
                 _ => {
                     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
                     let mtime = f.metadata().unwrap().modified().unwrap();
-                    // Far ahead of the sender (it reads one chunk ahead).
+                    // Far ahead of the sender (it reads a few 256 KiB pieces ahead).
                     f.write_all_at(b"tampered", 11 * MIB).unwrap();
                     if matches!(change, FileChange::OverwrittenDuringSameMtime) {
                         f.set_modified(mtime).unwrap();
