@@ -24,6 +24,7 @@ mod db;
 mod download;
 mod error;
 mod library;
+mod running_hash;
 mod server;
 pub mod storage;
 mod tus;

@@ -38,6 +38,7 @@ use crate::access;
 use crate::auth::{Caller, MaybeCaller};
 use crate::db::{hex, is_id, new_id, now_ms};
 use crate::error::ApiError;
+use crate::running_hash::RunningHash;
 use crate::server::AppState;
 use crate::validate;
 
@@ -53,9 +54,9 @@ pub struct Uploads {
 
 #[derive(Default)]
 struct Slot {
-    /// SHA-256 state over the first `.0` bytes. Missing after a restart (or when a PATCH was
-    /// interrupted before the state could follow): completion then re-reads the file.
-    hash: Option<(u64, Sha256)>,
+    /// The SHA-256 of the bytes kept so far. Missing after a restart, or after a request whose
+    /// bytes were rolled back once some had reached the hash: completion then reads the file.
+    hash: Option<RunningHash>,
 }
 
 impl Uploads {
@@ -691,7 +692,8 @@ enum BodyEnd {
 /// What the writer thread hands back.
 struct WriterOut {
     writer: Option<Box<dyn crate::storage::ObjectWriter>>,
-    file_hash: Option<Sha256>,
+    /// Some of this request's bytes went to the running hash.
+    fed: bool,
     chunk_digest: Option<Vec<u8>>,
     error: Option<io::Error>,
 }
@@ -708,11 +710,12 @@ async fn write_chunk(
 ) -> Result<u64, ApiError> {
     let offset = up.offset;
     let remaining = up.length - offset;
-    let file_hash = match &slot.hash {
-        Some((o, h)) if *o == offset => Some(h.clone()),
-        _ if offset == 0 => Some(Sha256::new()),
+    let mut running = match slot.hash.take() {
+        Some(h) if h.covered == offset => Some(h),
+        _ if offset == 0 => RunningHash::start(),
         _ => None,
     };
+    let feeder = running.as_ref().map(RunningHash::feeder);
     let chunk_hasher = checksum.as_ref().map(|c| ChunkHasher::new(c.algorithm));
     // A few frames in flight between the network and the disk: enough to keep both busy,
     // small enough that memory does not depend on the upload's size.
@@ -722,7 +725,7 @@ async fn write_chunk(
     let writer_task = tokio::task::spawn_blocking(move || {
         let mut out = WriterOut {
             writer: None,
-            file_hash,
+            fed: false,
             chunk_digest: None,
             error: None,
         };
@@ -734,9 +737,14 @@ async fn write_chunk(
             }
         };
         let mut chunk_hasher = chunk_hasher;
+        let mut feeder = feeder;
         while let Some(b) = rx.blocking_recv() {
-            if let Some(h) = &mut out.file_hash {
-                h.update(&b);
+            if let Some(f) = &feeder {
+                out.fed = true;
+                if !f.feed(&b) {
+                    // The hash thread is gone: completion will read the file.
+                    feeder = None;
+                }
             }
             if let Some(h) = &mut chunk_hasher {
                 h.update(&b);
@@ -778,6 +786,11 @@ async fn write_chunk(
     let out = writer_task
         .await
         .map_err(|e| ApiError::internal("writer task", e))?;
+    // The hash is still right when none of this request's bytes reached it; otherwise it is
+    // kept only once those bytes are (below), and every failure from here drops it.
+    if !out.fed {
+        slot.hash = running.take();
+    }
 
     let Some(writer) = out.writer else {
         // The file could not be opened at the offset. If the disk has fewer bytes than the
@@ -856,7 +869,10 @@ async fn write_chunk(
         .map_err(|e| ApiError::internal("storage task", e))?
         .map_err(storage_error)?;
     set_offset(state, up, new_offset).await?;
-    slot.hash = out.file_hash.map(|h| (new_offset, h));
+    if let Some(mut h) = running {
+        h.covered = new_offset;
+        slot.hash = Some(h);
+    }
 
     if let BodyEnd::ClientGone(reason) = end {
         tracing::info!(upload = %up.id, kept = new_offset - offset, %reason, "upload request cut short; its bytes were kept");
@@ -865,7 +881,10 @@ async fn write_chunk(
         )));
     }
     if new_offset == up.length {
-        let hash = slot.hash.take().map(|(_, h)| h);
+        let hash = match slot.hash.take() {
+            Some(h) if h.covered == up.length => h.finish().await,
+            _ => None,
+        };
         complete(state, up, hash).await?;
         state.uploads.forget(&up.id);
     }
@@ -899,10 +918,10 @@ async fn set_offset(state: &AppState, up: &UploadRow, offset: u64) -> Result<(),
 async fn complete(
     state: &AppState,
     up: &UploadRow,
-    hash: Option<Sha256>,
+    hash: Option<[u8; 32]>,
 ) -> Result<String, ApiError> {
     let sha256 = match hash {
-        Some(h) => hex(&h.finalize()),
+        Some(h) => hex(&h),
         None => {
             // No running hash (the server restarted mid-upload): read the file once.
             let storage = state.classroom.storage.clone();

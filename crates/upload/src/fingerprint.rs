@@ -14,11 +14,16 @@ use std::io::Read;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Read size for hashing: large enough for sequential throughput, small enough to stay in cache.
 const HASH_BUF: usize = 1 << 20;
+
+/// Bytes per block of [`Fingerprint::block_crc32`].
+pub const CRC_BLOCK: u64 = 1 << 20;
 
 /// A file's identity at the time it was queued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +40,13 @@ pub struct Fingerprint {
     pub file_id: (u64, u64),
     /// SHA-256 of the whole file, lowercase hex.
     pub sha256: String,
+    /// CRC-32 of every [`CRC_BLOCK`] bytes (the last block may be shorter), 4 bytes each,
+    /// big-endian, base64; computed in the same pass as the SHA-256. Any chunk made of whole
+    /// blocks gets its tus checksum from these, so the upload never reads a chunk twice (once
+    /// for the checksum header, once to send it). 5.5 KB per GiB. Empty in queues written by
+    /// older versions (a checksum pass then reads each chunk first).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub block_crc32: String,
 }
 
 /// What can be checked without reading the file.
@@ -77,38 +89,36 @@ pub fn stat(path: &Path) -> std::io::Result<Stat> {
     })
 }
 
-/// Hashes `len` bytes of `reader` into `hasher` (the whole rest when `len` is `None`); returns
-/// how many bytes were hashed.
-pub(crate) fn hash_into(
-    reader: &mut impl Read,
-    hasher: &mut Sha256,
-    len: Option<u64>,
-) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; HASH_BUF];
-    let mut done = 0u64;
-    loop {
-        let want = match len {
-            Some(l) if done >= l => break,
-            Some(l) => usize::try_from(l - done).map_or(HASH_BUF, |r| r.min(HASH_BUF)),
-            None => HASH_BUF,
-        };
-        let n = reader.read(&mut buf[..want])?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        done += n as u64;
-    }
-    Ok(done)
-}
-
 impl Fingerprint {
     /// Reads the whole file once. Blocking: call it off the async runtime for big files.
     pub fn compute(path: &Path) -> std::io::Result<Fingerprint> {
         let before = stat(path)?;
         let mut f = File::open(path)?;
         let mut hasher = Sha256::new();
-        let n = hash_into(&mut f, &mut hasher, None)?;
+        let mut blocks = Vec::new();
+        let mut block = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; HASH_BUF];
+        let mut n = 0u64;
+        loop {
+            // Reads never cross a block boundary, so each block's CRC ends on one.
+            let want =
+                usize::try_from(CRC_BLOCK - n % CRC_BLOCK).map_or(HASH_BUF, |w| w.min(HASH_BUF));
+            let got = match f.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..got]);
+            block.update(&buf[..got]);
+            n += got as u64;
+            if n % CRC_BLOCK == 0 {
+                blocks.extend_from_slice(&std::mem::take(&mut block).finalize().to_be_bytes());
+            }
+        }
+        if n % CRC_BLOCK != 0 {
+            blocks.extend_from_slice(&block.finalize().to_be_bytes());
+        }
         let after = stat(path)?;
         // A file still being written would give a hash of nothing in particular.
         if before != after || n != after.size {
@@ -122,7 +132,37 @@ impl Fingerprint {
             ctime_ns: after.ctime_ns,
             file_id: after.file_id,
             sha256: hex(&hasher.finalize()),
+            block_crc32: STANDARD.encode(blocks),
         })
+    }
+
+    /// The block CRCs, when present and matching the file's size.
+    pub fn block_crcs(&self) -> Option<Vec<u32>> {
+        let raw = STANDARD.decode(&self.block_crc32).ok()?;
+        let crcs: Vec<u32> = raw
+            .chunks_exact(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        (raw.len() % 4 == 0 && crcs.len() as u64 == self.size.div_ceil(CRC_BLOCK)).then_some(crcs)
+    }
+
+    /// The CRC-32 of `len` bytes at `offset`, from `blocks` (see [`Self::block_crcs`]), when
+    /// the range starts on a block boundary and ends on one or at the end of the file.
+    pub fn range_crc32(&self, blocks: &[u32], offset: u64, len: u64) -> Option<u32> {
+        let end = offset.checked_add(len)?;
+        if offset % CRC_BLOCK != 0 || (end % CRC_BLOCK != 0 && end != self.size) || end > self.size
+        {
+            return None;
+        }
+        let first = usize::try_from(offset / CRC_BLOCK).ok()?;
+        let last = usize::try_from(end.div_ceil(CRC_BLOCK)).ok()?;
+        let mut crc = crc32fast::Hasher::new();
+        for (i, &b) in blocks.get(first..last)?.iter().enumerate() {
+            let start = (first + i) as u64 * CRC_BLOCK;
+            let block_len = CRC_BLOCK.min(self.size - start);
+            crc.combine(&crc32fast::Hasher::new_with_initial_len(b, block_len));
+        }
+        Some(crc.finalize())
     }
 
     /// The cheap check: the file is there, the same file, with the same size and times.
@@ -249,11 +289,54 @@ mod tests {
     }
 
     #[test]
-    fn hash_into_stops_at_the_requested_length() {
-        let data = vec![7u8; 3 * HASH_BUF + 5];
-        let mut h = Sha256::new();
-        let n = hash_into(&mut &data[..], &mut h, Some(HASH_BUF as u64 + 3)).unwrap();
-        assert_eq!(n, HASH_BUF as u64 + 3);
-        assert_eq!(h.finalize(), Sha256::digest(&data[..HASH_BUF + 3]));
+    fn chunk_crcs_from_block_crcs_equal_a_direct_crc_and_refuse_unaligned_ranges() {
+        let b = CRC_BLOCK;
+        let dir = tempfile::tempdir().unwrap();
+        // (file size, [(offset, len, available)])
+        type Ranges<'a> = &'a [(u64, u64, bool)];
+        let cases: [(u64, Ranges<'_>); 6] = [
+            (0, &[(0, 0, true)]),
+            (1, &[(0, 1, true), (0, 0, true)]),
+            (b - 1, &[(0, b - 1, true), (1, b - 2, false)]),
+            (b, &[(0, b, true), (0, b - 1, false)]),
+            (
+                b + 1,
+                &[(0, b + 1, true), (b, 1, true), (0, b, true), (0, 2, false)],
+            ),
+            (
+                3 * b + 5,
+                &[
+                    (0, 3 * b + 5, true),
+                    (b, 2 * b, true),
+                    (2 * b, b + 5, true),
+                    (b, b + 5, false),
+                    (b + 1, b, false),
+                    (3 * b, 5, true),
+                    (3 * b, 6, false),
+                    (2 * b, u64::MAX, false),
+                ],
+            ),
+        ];
+        for (size, ranges) in cases {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 256) as u8).collect();
+            let p = dir.path().join(format!("f{size}.bin"));
+            std::fs::write(&p, &data).unwrap();
+            let fp = Fingerprint::compute(&p).unwrap();
+            let blocks = fp.block_crcs().expect("block CRCs for a new fingerprint");
+            assert_eq!(blocks.len() as u64, size.div_ceil(b), "size {size}");
+            for &(offset, len, available) in ranges {
+                let got = fp.range_crc32(&blocks, offset, len);
+                let want = available
+                    .then(|| crc32fast::hash(&data[offset as usize..(offset + len) as usize]));
+                assert_eq!(got, want, "size {size}: {offset}+{len}");
+            }
+        }
+        // A fingerprint from an older queue has none; a damaged list is not used.
+        let p = dir.path().join("f1.bin");
+        let mut fp = Fingerprint::compute(&p).unwrap();
+        for bad in ["", "!!!", "AAAA", "AAAAAAAAAAA="] {
+            fp.block_crc32 = bad.into();
+            assert_eq!(fp.block_crcs(), None, "{bad:?}");
+        }
     }
 }

@@ -812,6 +812,7 @@ mod tests {
                 ctime_ns: 1,
                 file_id: (1, 1),
                 sha256: "a".repeat(64),
+                block_crc32: String::new(),
             },
             Destination {
                 server: "http://127.0.0.1:8080".into(),

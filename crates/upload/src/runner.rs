@@ -753,6 +753,17 @@ impl Runner {
             buffers: BufferPool::new(body::POOLED_PIECES),
         };
         let checksum = self.server_info(client, item).await?.checksum();
+        // CRC-32 servers: chunks of whole blocks take their checksum from the fingerprint's
+        // block CRCs, without reading the chunk an extra time.
+        let blocks = match checksum {
+            Some(ChecksumAlgorithm::Crc32) => item.file.block_crcs(),
+            _ => None,
+        };
+        let known_crc = |offset: u64, len: u64| {
+            let blocks = blocks.as_deref()?;
+            let crc = item.file.range_crc32(blocks, offset, len)?;
+            Some(ChecksumAlgorithm::crc32_header(crc))
+        };
         let mut plan = ChunkPlan::new(
             self.config.chunk_size as u64,
             self.config.max_chunk_size as u64,
@@ -775,19 +786,22 @@ impl Runner {
             }
             let len = plan.len(size - offset);
             let end = offset + len;
-            let header = match checksum {
-                Some(alg) => Some(
+            let header = match (checksum, known_crc(offset, len)) {
+                (Some(_), Some(known)) => Some(known),
+                (Some(alg), None) => Some(
                     ChecksumPass::take(ahead.take(), &src, offset, len, alg)
                         .await
                         .map_err(file_failed)?,
                 ),
-                None => None,
+                (None, _) => None,
             };
             if let (Some(alg), true) = (checksum, end < size) {
                 // A guess: this chunk goes through as fast as the last one did. When it
                 // does not, the pass is thrown away and the next checksum computed then.
                 let next = plan.after(len, last_took).len(size - end);
-                ahead = Some(ChecksumPass::start(&src, end, next, alg));
+                if known_crc(end, next).is_none() {
+                    ahead = Some(ChecksumPass::start(&src, end, next, alg));
+                }
             }
             let body = FileBody::start(&src, offset, len);
             let body_failure = body.failure();

@@ -128,6 +128,15 @@ impl ChecksumAlgorithm {
         }
     }
 
+    /// The `Upload-Checksum` header value for a CRC-32 computed elsewhere.
+    pub fn crc32_header(crc: u32) -> String {
+        format!(
+            "{} {}",
+            Self::Crc32.name(),
+            STANDARD.encode(crc.to_be_bytes())
+        )
+    }
+
     /// The `Upload-Checksum` header value for `data`.
     pub fn header(self, data: &[u8]) -> String {
         let mut h = self.hasher();
@@ -160,7 +169,7 @@ impl ChecksumHasher {
     /// The `Upload-Checksum` value (`algorithm base64(digest)`).
     pub fn finish(self) -> String {
         let digest = match self.state {
-            HasherState::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
+            HasherState::Crc32(h) => return ChecksumAlgorithm::crc32_header(h.finalize()),
             HasherState::Sha256(h) => h.finalize().to_vec(),
             HasherState::Sha1(h) => h.finalize().to_vec(),
         };

@@ -654,3 +654,50 @@ async fn a_real_mp4_recording_goes_through_the_playable_check() {
     assert_eq!(entries[0].sha256, sha256_file(&mp4).unwrap());
     assert!(mp4.exists(), "the local file is kept by default");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_chunks_and_queues_without_block_crcs_upload_every_byte_once() {
+    // (chunk sizes from, to; the item keeps its block CRCs: false = a queue written before
+    // they existed, so every chunk's checksum comes from reading the chunk first)
+    let cases = [
+        (MIB, 8 * MIB, true),
+        (MIB, 8 * MIB, false),
+        (2 * MIB, 2 * MIB, false),
+    ];
+    for (min, max, with_blocks) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = TestServer::start(&dir.path().join("server")).await.unwrap();
+        let size = 20 * MIB + 3;
+        let file = dir.path().join("rec.bin");
+        random_file(&file, size, 11).unwrap();
+        let q = QueueFile::new(dir.path().join("queue.json"));
+        let it = enqueue(
+            &q,
+            &file,
+            destination(&srv, &srv.base_url),
+            Auth::bearer(&srv.token),
+        );
+        assert!(it.file.block_crcs().is_some(), "new items carry block CRCs");
+        if !with_blocks {
+            q.update(|q| {
+                q.get_mut(&it.id).unwrap().file.block_crc32.clear();
+                Ok(())
+            })
+            .unwrap();
+        }
+        let config = RunnerConfig {
+            max_chunk_size: usize::try_from(max).unwrap(),
+            ..config(min)
+        };
+        let report = run(
+            &Runner::new(QueueFile::new(q.path()), config),
+            Duration::from_secs(60),
+        )
+        .await;
+        let r = &report.items[0];
+        let case = format!("{min}..{max}, blocks {with_blocks}");
+        assert!(matches!(r.state, State::Done { .. }), "{case}: {r:?}");
+        assert_eq!(r.wire_bytes, size, "{case}: every byte once");
+        assert_one_entry(&srv, &file).await;
+    }
+}
