@@ -399,6 +399,34 @@ async fn bad_flags_and_bad_queue_files_get_one_clear_line_and_a_nonzero_exit() {
             "--chunk-mib",
         ),
         (
+            with_rooms(&[b, "--server", "http://h", "--max-chunk-mib", "300"]),
+            2,
+            "--max-chunk-mib",
+        ),
+        (
+            with_rooms(&[
+                b,
+                "--server",
+                "http://h",
+                "--chunk-mib",
+                "16",
+                "--max-chunk-mib",
+                "8",
+            ]),
+            2,
+            "--max-chunk-mib (8) is smaller than --chunk-mib (16)",
+        ),
+        (
+            vec![
+                "queue".into(),
+                "list".into(),
+                "--max-chunk-mib".into(),
+                "0".into(),
+            ],
+            2,
+            "--max-chunk-mib",
+        ),
+        (
             with_rooms(&[b, "--server", "http://h", "--header", "nocolon"]),
             2,
             "Name: value",

@@ -1,10 +1,10 @@
-//! Chunk buffers that go back to a small pool when the HTTP stack is done with them.
+//! Read buffers that go back to a small pool when the HTTP stack is done with them.
 //!
-//! Why: a fresh 8 MiB `Vec` per chunk is an `mmap` that page-faults 2,048 times as it is
-//! filled, and its drop is an `munmap` right after the chunk's response, on the path to the
-//! next request. On a two-core machine that work ran exactly when the server needed a core to
-//! take the next request, and cost about 1 ms per chunk (measured: `scripts/bench-upload-client.sh`).
-//! A pooled buffer is already mapped and already initialised, so a chunk is one `pread` into it.
+//! Why: a fresh buffer above glibc's mmap threshold is an `mmap` that page-faults as it is
+//! filled and an `munmap` when dropped; for whole 8 MiB chunks that cost about 1 ms per chunk
+//! on two cores (measured: `scripts/bench-upload-client.sh`). The streamed bodies read 256 KiB
+//! pieces ([`crate::body`]); a pooled piece is already mapped and initialised, so a read is one
+//! `pread` into it.
 //!
 //! A buffer leaves as [`bytes::Bytes`] (what reqwest sends without copying); when the last
 //! clone is dropped, the buffer returns here. The pool keeps at most `keep` idle buffers, so

@@ -1,6 +1,7 @@
 //! What a local file was when it was queued: size, modification time, change time, identity
-//! (device and inode) and SHA-256. The cheap part is checked before and after reading every
-//! chunk; the hash is compared with the server's media entry once the upload is complete.
+//! (device and inode), SHA-256 and a CRC-32 per MiB (the chunks' tus checksums, see
+//! [`Fingerprint::block_crc32`]). The cheap part is checked after every read while uploading;
+//! the hash is compared with the server's media entry once the upload is complete.
 //!
 //! Why the stat check is enough while sending: any write to a file, or a rename of another
 //! file over it, moves its change time (ctime) or its inode, and unlike the modification time

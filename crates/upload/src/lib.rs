@@ -1,12 +1,13 @@
 //! Resumable uploads of finished recordings, for the desktop app and the `recorder` CLI.
 //!
-//! - [`tus`]: a tus 1.0 client (creation, chunked `PATCH` with a SHA-256 per chunk, `HEAD`,
-//!   termination) on reqwest with rustls.
+//! - [`tus`]: a tus 1.0 client (creation, chunked `PATCH` with a checksum per chunk: the
+//!   cheapest the server offers, `HEAD`, termination) on reqwest with rustls.
 //! - [`queue`]: the durable queue, one JSON file written atomically, locked against two
 //!   runners; it survives a kill at any instant.
 //! - [`runner`]: uploads pending items, resuming at the server's offset after a network error,
 //!   a 409 or a restart, with backoff on failures that heal and a final state on those that
-//!   cannot; progress through a `watch` channel.
+//!   cannot; progress through a `watch` channel. Bodies are streamed from the file and chunks
+//!   grow on fast links, so memory stays small whatever the sizes.
 //! - [`enqueue`]: checks a finished recording and adds it to the queue.
 //!
 //! The local file is never deleted before the server confirms the media entry, and by default

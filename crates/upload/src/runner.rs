@@ -15,13 +15,15 @@
 //! | other 4xx | failed, with the server's message |
 //! | local file gone or changed | failed; the partial upload is terminated on the server |
 //!
-//! Bytes are read in chunks with `pread` on a blocking thread while the previous chunk is on
-//! the wire (two chunks in memory at most, in buffers reused from chunk to chunk). Each chunk carries the cheapest checksum the server
-//! offers (CRC-32 on the classroom server: it catches damage on the way as well as a hash does,
-//! for a fraction of the CPU). The file is checked unchanged (size, times, inode) before and
-//! after every read, so a file that changed can never complete an upload (the server files the
-//! media entry on the last byte); afterwards the media entry's SHA-256 is compared with the
-//! fingerprint's.
+//! Each chunk's body is streamed from the file in 256 KiB pieces (`body`); chunks start
+//! at `chunk_size` and grow while they go through quickly (`chunks`). Each chunk
+//! carries the cheapest checksum the server offers (CRC-32 on the classroom server: it catches
+//! damage on the way as well as a hash does, for a fraction of the CPU), combined from the
+//! fingerprint's per-MiB CRCs when it can be, computed by a pass over the chunk (ahead, while
+//! the previous one is on the wire) otherwise. The file is checked unchanged (size, times,
+//! inode) after every piece is read, so a file that changed can never complete an upload (the
+//! server files the media entry on the last byte); afterwards the media entry's SHA-256 is
+//! compared with the fingerprint's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
