@@ -710,12 +710,12 @@ async fn write_chunk(
 ) -> Result<u64, ApiError> {
     let offset = up.offset;
     let remaining = up.length - offset;
-    let mut running = match slot.hash.take() {
+    let before = match slot.hash.take() {
         Some(h) if h.covered == offset => Some(h),
-        _ if offset == 0 => RunningHash::start(),
+        _ if offset == 0 => Some(RunningHash::new()),
         _ => None,
     };
-    let feeder = running.as_ref().map(RunningHash::feeder);
+    let (feeder, mut running) = before.and_then(RunningHash::extend).unzip();
     let chunk_hasher = checksum.as_ref().map(|c| ChunkHasher::new(c.algorithm));
     // A few frames in flight between the network and the disk: enough to keep both busy,
     // small enough that memory does not depend on the upload's size.
