@@ -20,16 +20,16 @@ median of each is reported.
 Then one more upload through a TCP proxy that cuts the connection once, mid-chunk: the bytes
 the proxy carried beyond the file's size are what was sent again (target: at most one chunk).
 
-usage: bench/upload_client.py SERVER_BIN RECORDER_BIN SINK_BIN [SIZE_MIB=1024] [ROUNDS=3] [CHUNK_MIB=8] [MAX_CHUNK_MIB=64]
+usage: bench/upload_client.py SERVER_BIN RECORDER_BIN SINK_BIN [SIZE_MIB=1024] [ROUNDS=3] [CHUNK_MIB=8] [MAX_CHUNK_MIB=256]
 Needs ~2x SIZE_MIB free in $BENCH_DIR (default: the system temp directory).
 """
-import base64, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
+import base64, json, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 server_bin, recorder_bin, sink_bin = sys.argv[1:4]
 SIZE_MIB = int(sys.argv[4]) if len(sys.argv) > 4 else 1024
 ROUNDS = int(sys.argv[5]) if len(sys.argv) > 5 else 3
 CHUNK_MIB = int(sys.argv[6]) if len(sys.argv) > 6 else 8
-MAX_CHUNK_MIB = int(sys.argv[7]) if len(sys.argv) > 7 else 64
+MAX_CHUNK_MIB = int(sys.argv[7]) if len(sys.argv) > 7 else 256
 size = SIZE_MIB << 20
 work = tempfile.mkdtemp(prefix="upload-client-bench-", dir=os.environ.get("BENCH_DIR"))
 quiet = dict(os.environ, RUST_LOG="warn")
@@ -51,6 +51,20 @@ def settle():
     the same upload at 213 and at 627 MiB/s depending on what ran before)."""
     os.sync()
     time.sleep(0.5)
+
+
+def cpu_now():
+    """CPU seconds used so far by finished child processes and by the classroom server: where a
+    run's time went on two cores, measured around each run."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(f"/proc/{server.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return ru.ru_utime + ru.ru_stime, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_since(before):
+    now = cpu_now()
+    return [round(now[0] - before[0], 3), round(now[1] - before[1], 3)]
 
 
 def timed_rss(cmd, env):
@@ -168,8 +182,12 @@ def client_upload(server_url, n):
 
 
 enqueue_s, client_s, client_rss, curl_s, sink_s = [], [], [], [], []
+# [uploader's CPU s, server's CPU s] per run: the client's includes queueing the file.
+client_cpu, curl_cpu = [], []
 for r in range(ROUNDS):
+    c0 = cpu_now()
     enq, dt, rss = client_upload(base, r)
+    client_cpu.append(cpu_since(c0))
     enqueue_s.append(enq); client_s.append(dt); client_rss.append(rss)
     clear_media()
     _, st, hdrs = curl(["-X", "POST", *auth, "-H", f"Upload-Length: {size}", "-H",
@@ -177,9 +195,11 @@ for r in range(ROUNDS):
                                                     "started_at": "2025-01-01T00:00:00Z", "duration_ms": "0"}), base + "/files/"])
     assert st == 201, (st, hdrs)
     loc = re.search(r"(?im)^location:\s*(\S+)", hdrs).group(1)
+    c0 = cpu_now()
     dt, st, hdrs = curl(["-X", "PATCH", *auth, "-H", "Content-Type: application/offset+octet-stream",
                          "-H", "Upload-Offset: 0", "-T", src, base + loc])
     assert st == 204, (st, hdrs)
+    curl_cpu.append(cpu_since(c0))
     curl_s.append(dt)
     clear_media()
     dt, st, _ = curl(["-T", src, sink_base + "/sink"])
@@ -222,3 +242,8 @@ print(f"  after one cut connection: resent {resent / (1 << 20):.2f} MiB (target 
 print(f"  server peak RSS: {server_rss:.1f} MiB")
 print("runs (s):", json.dumps({"enqueue": [round(x, 3) for x in enqueue_s], "client": [round(x, 3) for x in client_s], "curl": [round(x, 3) for x in curl_s],
                                "sink": [round(x, 3) for x in sink_s]}))
+med = lambda runs, i: statistics.median(r[i] for r in runs)
+print(f"CPU seconds, medians (uploader / server): client {med(client_cpu, 0):.2f} (of which queueing ~"
+      f"{statistics.median(enqueue_s):.2f} wall) / {med(client_cpu, 1):.2f};"
+      f" curl {med(curl_cpu, 0):.2f} / {med(curl_cpu, 1):.2f}")
+print("runs (CPU s, [uploader, server]):", json.dumps({"client": client_cpu, "curl": curl_cpu}))

@@ -14,9 +14,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use upload::progress::{bar, human_bytes, human_duration};
 use upload::{
-    Activity, Auth, Destination, EnqueueOptions, Item, QueueFile, RunMode, RunReport, Runner,
-    RunnerConfig, State,
+    Activity, Auth, DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE, Destination, EnqueueOptions, Item,
+    QueueFile, RunMode, RunReport, Runner, RunnerConfig, State,
 };
+
+// Flag defaults are the runner's, in whole MiB (both are whole MiB by construction).
+const DEFAULT_CHUNK_MIB: u64 = (DEFAULT_CHUNK_SIZE >> 20) as u64;
+const DEFAULT_MAX_CHUNK_MIB: u64 = (DEFAULT_MAX_CHUNK_SIZE >> 20) as u64;
 
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_SIGN_IN: i32 = 4;
@@ -30,11 +34,11 @@ pub struct QueueArgs {
     pub queue: Option<PathBuf>,
     /// Bytes of the first request, and the fewest per request, in MiB (1-64). Requests grow
     /// while each takes under a second, up to --max-chunk-mib.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
+    #[arg(long, default_value_t = DEFAULT_CHUNK_MIB, value_parser = clap::value_parser!(u64).range(1..=64), global = true)]
     pub chunk_mib: u64,
     /// The most bytes per request, in MiB (1-256; at least --chunk-mib; equal for a fixed size).
     /// A cut connection sends the request in flight again.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=256), global = true)]
+    #[arg(long, default_value_t = DEFAULT_MAX_CHUNK_MIB, value_parser = clap::value_parser!(u64).range(1..=256), global = true)]
     pub max_chunk_mib: u64,
     /// Longest wait between retries while the server is unreachable, in seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
@@ -62,8 +66,9 @@ impl QueueArgs {
 
     fn runner_config(&self) -> RunnerConfig {
         let mut c = RunnerConfig {
-            chunk_size: usize::try_from(self.chunk_mib << 20).unwrap_or(8 << 20),
-            max_chunk_size: usize::try_from(self.max_chunk_mib << 20).unwrap_or(64 << 20),
+            chunk_size: usize::try_from(self.chunk_mib << 20).unwrap_or(DEFAULT_CHUNK_SIZE),
+            max_chunk_size: usize::try_from(self.max_chunk_mib << 20)
+                .unwrap_or(DEFAULT_MAX_CHUNK_SIZE),
             ..RunnerConfig::default()
         };
         c.backoff.max = Duration::from_secs(self.max_retry_wait);
@@ -492,8 +497,8 @@ pub fn after_recording(
     };
     let q = QueueArgs {
         queue: args.upload_queue.clone(),
-        chunk_mib: 8,
-        max_chunk_mib: 64,
+        chunk_mib: DEFAULT_CHUNK_MIB,
+        max_chunk_mib: DEFAULT_MAX_CHUNK_MIB,
         max_retry_wait: 60,
         json: false,
     };

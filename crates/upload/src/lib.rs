@@ -32,7 +32,10 @@ pub use error::{QueueError, TusError};
 pub use fingerprint::Fingerprint;
 pub use progress::{Activity, ItemProgress, Progress};
 pub use queue::{Destination, Item, Queue, QueueFile, State};
-pub use runner::{ItemReport, RunMode, RunReport, Runner, RunnerConfig, RunnerHandle};
+pub use runner::{
+    DEFAULT_CHUNK_SIZE, DEFAULT_MAX_CHUNK_SIZE, ItemReport, RunMode, RunReport, Runner,
+    RunnerConfig, RunnerHandle,
+};
 pub use tus::{Auth, ChecksumAlgorithm, ClientConfig, TusClient};
 
 /// How [`enqueue`] treats the file.
