@@ -2,8 +2,9 @@
 """Benchmark of issue #4: this project's tus client vs curl sending the same bytes, one run.
 
 Same machine, same run, loopback, same file from the page cache, same classroom server
-process. Rounds alternate (client, curl, client, curl, ...) so background noise hits both; the
-median of each is reported.
+process. After one untimed warm-up round, rounds interleave the two in alternating order
+(client, curl, then curl, client, ...) so background noise and order effects hit both; the
+median of each is reported, with each run's wall and CPU seconds (uploader and server).
 
 - client: `recorder upload FILE --any-file --no-wait` queues the file (its fingerprint: size,
   mtime, SHA-256), then `recorder queue run` uploads it (the upload crate: creation, chunked
@@ -20,16 +21,16 @@ median of each is reported.
 Then one more upload through a TCP proxy that cuts the connection once, mid-chunk: the bytes
 the proxy carried beyond the file's size are what was sent again (target: at most one chunk).
 
-usage: bench/upload_client.py SERVER_BIN RECORDER_BIN SINK_BIN [SIZE_MIB=1024] [ROUNDS=3] [CHUNK_MIB=8] [MAX_CHUNK_MIB=256]
+usage: bench/upload_client.py SERVER_BIN RECORDER_BIN SINK_BIN [SIZE_MIB=1024] [ROUNDS=5] [CHUNK_MIB=8] [MAX_CHUNK_MIB=64]
 Needs ~2x SIZE_MIB free in $BENCH_DIR (default: the system temp directory).
 """
 import base64, json, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 server_bin, recorder_bin, sink_bin = sys.argv[1:4]
 SIZE_MIB = int(sys.argv[4]) if len(sys.argv) > 4 else 1024
-ROUNDS = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+ROUNDS = int(sys.argv[5]) if len(sys.argv) > 5 else 5
 CHUNK_MIB = int(sys.argv[6]) if len(sys.argv) > 6 else 8
-MAX_CHUNK_MIB = int(sys.argv[7]) if len(sys.argv) > 7 else 256
+MAX_CHUNK_MIB = int(sys.argv[7]) if len(sys.argv) > 7 else 64
 size = SIZE_MIB << 20
 work = tempfile.mkdtemp(prefix="upload-client-bench-", dir=os.environ.get("BENCH_DIR"))
 quiet = dict(os.environ, RUST_LOG="warn")
@@ -184,12 +185,15 @@ def client_upload(server_url, n):
 enqueue_s, client_s, client_rss, curl_s, sink_s = [], [], [], [], []
 # [uploader's CPU s, server's CPU s] per run: the client's includes queueing the file.
 client_cpu, curl_cpu = [], []
-for r in range(ROUNDS):
+def run_client(r):
     c0 = cpu_now()
     enq, dt, rss = client_upload(base, r)
-    client_cpu.append(cpu_since(c0))
-    enqueue_s.append(enq); client_s.append(dt); client_rss.append(rss)
+    cpu = cpu_since(c0)
     clear_media()
+    return enq, dt, rss, cpu
+
+
+def run_curl(r):
     _, st, hdrs = curl(["-X", "POST", *auth, "-H", f"Upload-Length: {size}", "-H",
                         "Upload-Metadata: " + meta({"live_room": room, "breakout_room": breakout, "title": f"curl #{r}",
                                                     "started_at": "2025-01-01T00:00:00Z", "duration_ms": "0"}), base + "/files/"])
@@ -199,14 +203,33 @@ for r in range(ROUNDS):
     dt, st, hdrs = curl(["-X", "PATCH", *auth, "-H", "Content-Type: application/offset+octet-stream",
                          "-H", "Upload-Offset: 0", "-T", src, base + loc])
     assert st == 204, (st, hdrs)
-    curl_cpu.append(cpu_since(c0))
-    curl_s.append(dt)
+    cpu = cpu_since(c0)
     clear_media()
+    return dt, cpu
+
+
+def run_sink():
     dt, st, _ = curl(["-T", src, sink_base + "/sink"])
     assert st == 200, st
-    sink_s.append(dt)
     for f in os.listdir(sink_dir):
         os.remove(os.path.join(sink_dir, f))
+    return dt
+
+
+# An untimed warm-up round first: the server's first upload pays one-time costs (its
+# allocator's arenas, SQLite's cache), and without it whichever ran first looked slowest (the
+# client's first round was the slowest in every run of this script). The order then alternates
+# between rounds, so neither side always runs on the other's leftovers.
+run_client("warm-up"); run_curl("warm-up"); run_sink()
+for r in range(ROUNDS):
+    for side in (("client", "curl") if r % 2 == 0 else ("curl", "client")):
+        if side == "client":
+            enq, dt, rss, cpu = run_client(r)
+            enqueue_s.append(enq); client_s.append(dt); client_rss.append(rss); client_cpu.append(cpu)
+        else:
+            dt, cpu = run_curl(r)
+            curl_s.append(dt); curl_cpu.append(cpu)
+    sink_s.append(run_sink())
 
 # One cut connection, a third of the way in and not on a chunk boundary.
 cut_at = size // 3 + (CHUNK_MIB << 19)
@@ -226,7 +249,7 @@ shutil.rmtree(work, ignore_errors=True)
 
 ct, kt, st = statistics.median(client_s), statistics.median(curl_s), statistics.median(sink_s)
 et = statistics.median(enqueue_s)
-print(f"file: {SIZE_MIB} MiB over loopback, {ROUNDS} rounds interleaved, medians;"
+print(f"file: {SIZE_MIB} MiB over loopback, {ROUNDS} rounds after a warm-up, interleaved in alternating order, medians;"
       f" client chunks {CHUNK_MIB} MiB growing to {MAX_CHUNK_MIB} MiB")
 print(f"  client upload (queue run: chunked PATCHes, a checksum per chunk): {SIZE_MIB / ct:7.0f} MiB/s")
 print(f"  curl, one tus PATCH to the same server:                          {SIZE_MIB / kt:7.0f} MiB/s")

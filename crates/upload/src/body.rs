@@ -11,7 +11,8 @@
 //! the body, so it is computed by a separate pass over the same bytes ([`checksum`]), done for
 //! the next chunk while this one is on the wire. (A trailer would avoid that pass, but a
 //! chunked body made the classroom server's writes to its page cache twice as costly in our
-//! measurements, for a cause not found; see the README.)
+//! measurements, for a cause not found, though before the benchmark corrected for order
+//! effects; see the README.)
 //!
 //! The reader runs on a blocking thread and hands pieces over a small channel. After each
 //! piece is read and before it is handed over, the file is checked unchanged (size, times,
