@@ -26,11 +26,28 @@ Needs ~2x SIZE_MIB free in $BENCH_DIR (default: the system temp directory).
 """
 import base64, json, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
+
+
+def arg(i, name, default, lo, hi):
+    """Argument i as a whole number in lo..=hi; anything else stops with a one-line message."""
+    if len(sys.argv) <= i:
+        return default
+    try:
+        v = int(sys.argv[i])
+    except ValueError:
+        v = None
+    if v is None or not lo <= v <= hi:
+        sys.exit(f"upload_client.py: {name} must be a whole number from {lo} to {hi}, not {sys.argv[i]!r}")
+    return v
+
+
+if len(sys.argv) < 4:
+    sys.exit(__doc__.strip().splitlines()[-2])
 server_bin, recorder_bin, sink_bin = sys.argv[1:4]
-SIZE_MIB = int(sys.argv[4]) if len(sys.argv) > 4 else 1024
-ROUNDS = int(sys.argv[5]) if len(sys.argv) > 5 else 5
-CHUNK_MIB = int(sys.argv[6]) if len(sys.argv) > 6 else 8
-MAX_CHUNK_MIB = int(sys.argv[7]) if len(sys.argv) > 7 else 64
+SIZE_MIB = arg(4, "SIZE_MIB", 1024, 1, 1 << 16)
+ROUNDS = arg(5, "ROUNDS", 5, 1, 100)
+CHUNK_MIB = arg(6, "CHUNK_MIB", 8, 1, 64)
+MAX_CHUNK_MIB = arg(7, "MAX_CHUNK_MIB", 64, CHUNK_MIB, 256)
 size = SIZE_MIB << 20
 work = tempfile.mkdtemp(prefix="upload-client-bench-", dir=os.environ.get("BENCH_DIR"))
 quiet = dict(os.environ, RUST_LOG="warn")
