@@ -27,7 +27,6 @@ Needs ~2x SIZE_MIB free in $BENCH_DIR (default: the system temp directory).
 import base64, json, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
 
-
 def arg(i, name, default, lo, hi):
     """Argument i as a whole number in lo..=hi; anything else stops with a one-line message."""
     if len(sys.argv) <= i:
@@ -202,6 +201,8 @@ def client_upload(server_url, n):
 enqueue_s, client_s, client_rss, curl_s, sink_s = [], [], [], [], []
 # [uploader's CPU s, server's CPU s] per run: the client's includes queueing the file.
 client_cpu, curl_cpu = [], []
+
+
 def run_client(r):
     c0 = cpu_now()
     enq, dt, rss = client_upload(base, r)
@@ -284,6 +285,6 @@ print("runs (s):", json.dumps({"enqueue": [round(x, 3) for x in enqueue_s], "cli
                                "sink": [round(x, 3) for x in sink_s]}))
 med = lambda runs, i: statistics.median(r[i] for r in runs)
 print(f"CPU seconds, medians (uploader / server): client {med(client_cpu, 0):.2f} (of which queueing ~"
-      f"{statistics.median(enqueue_s):.2f} wall) / {med(client_cpu, 1):.2f};"
+      f"{et:.2f} wall) / {med(client_cpu, 1):.2f};"
       f" curl {med(curl_cpu, 0):.2f} / {med(curl_cpu, 1):.2f}")
 print("runs (CPU s, [uploader, server]):", json.dumps({"client": client_cpu, "curl": curl_cpu}))

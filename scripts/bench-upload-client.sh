@@ -8,5 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q -p classroom-server --bin classroom-server --example bench_sink -p recorder --bin recorder
+# The defaults and the checks of the arguments live in the Python script alone.
 exec python3 bench/upload_client.py target/release/classroom-server target/release/recorder \
-  target/release/examples/bench_sink "${1:-1024}" "${2:-5}" "${3:-8}" "${4:-64}"
+  target/release/examples/bench_sink "$@"
